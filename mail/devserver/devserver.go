@@ -1,0 +1,285 @@
+// Package devserver is the mail server used when no SMTP server is
+// configured: go-smtp on 127.0.0.1 with an ephemeral self-signed certificate
+// and random credentials, reached through the same Sender path as a real
+// server (STARTTLS, AUTH PLAIN, certificate verified against its own pool).
+// Every message is written to an outbox folder that only the local operator
+// can read, and the last ones are kept in memory.
+//
+// Outbox files are named
+//
+//	20261128T140203.123456789Z-1a2b3c4d-alice@example.com.eml
+//
+// (UTC time with nanoseconds, 8 random hex digits, the recipient with any
+// byte outside [A-Za-z0-9@._+-] replaced by "_"), so names sort by time and
+// the newest message for an address is
+//
+//	ls "$OUTBOX"/*Z-????????-alice@example.com.eml | tail -n 1
+//
+// Files appear whole (written under a dot name, then renamed).
+package devserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/otplogin/otplogin/mail"
+	"github.com/otplogin/otplogin/mail/internal/smtpd"
+)
+
+// MaxMessages is how many messages the server keeps in memory.
+const MaxMessages = 100
+
+// maxMessageBytes bounds one message; ours are a few KiB.
+const maxMessageBytes = 1 << 20
+
+// Message is one received message.
+type Message struct {
+	Time time.Time
+	From string   // envelope sender
+	To   []string // envelope recipients
+	Path string   // the .eml file in the outbox
+	Raw  []byte   // the message as received
+}
+
+// Server is a running dev mail server.
+type Server struct {
+	run      *smtpd.Running
+	outbox   string
+	user     string
+	password string
+	roots    *x509.CertPool
+
+	mu   sync.Mutex
+	msgs []Message // oldest first, at most MaxMessages
+
+	stop func() bool
+}
+
+// DefaultOutbox is os.UserCacheDir()/otplogin/outbox, or the same under
+// os.TempDir() when there is no cache directory.
+func DefaultOutbox() string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "otplogin", "outbox")
+}
+
+// Start creates outbox (mode 0700; "" means DefaultOutbox) and starts the
+// server on a free loopback port. It stops when ctx is done or Close is
+// called; Close waits for it either way.
+func Start(ctx context.Context, outbox string) (*Server, error) {
+	if outbox == "" {
+		outbox = DefaultOutbox()
+	}
+	if err := os.MkdirAll(outbox, 0o700); err != nil {
+		return nil, fmt.Errorf("devserver: outbox: %w", err)
+	}
+	// The codes in there are secrets: tighten a folder that already existed.
+	if err := os.Chmod(outbox, 0o700); err != nil {
+		return nil, fmt.Errorf("devserver: outbox: %w", err)
+	}
+	cert, roots, err := smtpd.Cert()
+	if err != nil {
+		return nil, fmt.Errorf("devserver: %w", err)
+	}
+	s := &Server{
+		outbox:   outbox,
+		user:     "dev-" + randomHex(4),
+		password: randomHex(16),
+		roots:    roots,
+	}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+		return &session{s: s}, nil
+	}))
+	srv.Domain = "localhost"
+	srv.TLSConfig = smtpd.ServerTLS(cert)
+	srv.ReadTimeout = 30 * time.Second
+	srv.WriteTimeout = 30 * time.Second
+	srv.MaxMessageBytes = maxMessageBytes
+	srv.MaxRecipients = 10
+	srv.ErrorLog = log.New(io.Discard, "", 0) // client errors are the client's to report
+	if s.run, err = smtpd.Serve(srv, nil); err != nil {
+		return nil, fmt.Errorf("devserver: %w", err)
+	}
+	s.stop = context.AfterFunc(ctx, func() { _ = s.run.Close() })
+	return s, nil
+}
+
+// SenderConfig is the mail.Config that reaches this server: STARTTLS, AUTH
+// PLAIN with the random credentials, and the certificate's pool as the only
+// roots. From is a placeholder on a reserved domain; set your own if you like.
+func (s *Server) SenderConfig() mail.Config {
+	a := s.run.Addr()
+	return mail.Config{
+		Host:     a.IP.String(),
+		Port:     a.Port,
+		Username: s.user,
+		Password: s.password,
+		Security: mail.StartTLS,
+		From:     "otplogin <otplogin@dev.invalid>",
+		RootCAs:  s.roots,
+	}
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return s.run.Addr().String() }
+
+// Outbox is the folder the messages are written to.
+func (s *Server) Outbox() string { return s.outbox }
+
+// Messages returns the messages kept in memory, oldest first.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.msgs...)
+}
+
+// Latest returns the newest message in memory for the address to
+// (compared case-insensitively).
+func (s *Server) Latest(to string) (Message, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.msgs) - 1; i >= 0; i-- {
+		for _, r := range s.msgs[i].To {
+			if strings.EqualFold(r, to) {
+				return s.msgs[i], true
+			}
+		}
+	}
+	return Message{}, false
+}
+
+// Close stops the server and waits until every connection is done.
+func (s *Server) Close() error {
+	s.stop()
+	return s.run.Close()
+}
+
+// store writes m to the outbox and remembers it.
+func (s *Server) store(m Message) error {
+	rcpt := ""
+	if len(m.To) > 0 {
+		rcpt = m.To[0]
+	}
+	name := fmt.Sprintf("%s-%s-%s.eml", m.Time.UTC().Format("20060102T150405.000000000Z"), randomHex(4), sanitize(rcpt))
+	m.Path = filepath.Join(s.outbox, name)
+	tmp, err := os.CreateTemp(s.outbox, ".incoming-*") // mode 0600
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(m.Raw)
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), m.Path)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+		return werr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.msgs) == MaxMessages {
+		s.msgs = append(s.msgs[:0], s.msgs[1:]...)
+	}
+	s.msgs = append(s.msgs, m)
+	return nil
+}
+
+// sanitize keeps a recipient readable in a file name and harmless in a
+// shell glob or path.
+func sanitize(addr string) string {
+	if addr == "" {
+		return "unknown"
+	}
+	b := []byte(strings.ToLower(addr))
+	for i, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("@._+-", c) >= 0
+		if !ok {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 100 {
+		b = b[:100]
+	}
+	return string(b)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}
+
+// session is one SMTP session; MAIL is refused until AUTH succeeded.
+type session struct {
+	s      *Server
+	authed bool
+	from   string
+	to     []string
+}
+
+func (ss *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (ss *session) Auth(mech string) (sasl.Server, error) {
+	if mech != sasl.Plain {
+		return nil, smtp.ErrAuthUnknownMechanism
+	}
+	return sasl.NewPlainServer(func(identity, user, pass string) error {
+		okUser := subtle.ConstantTimeCompare([]byte(user), []byte(ss.s.user))
+		okPass := subtle.ConstantTimeCompare([]byte(pass), []byte(ss.s.password))
+		if okUser&okPass != 1 || identity != "" && identity != user {
+			return smtp.ErrAuthFailed
+		}
+		ss.authed = true
+		return nil
+	}), nil
+}
+
+func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	if !ss.authed {
+		return smtp.ErrAuthRequired
+	}
+	ss.from = from
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.to = append(ss.to, to)
+	return nil
+}
+
+func (ss *session) Data(r io.Reader) error {
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(r); err != nil {
+		return err
+	}
+	m := Message{Time: time.Now(), From: ss.from, To: append([]string(nil), ss.to...), Raw: buf.Bytes()}
+	if err := ss.s.store(m); err != nil {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "cannot write to the outbox"}
+	}
+	return nil
+}
+
+func (ss *session) Reset() { ss.from, ss.to = "", nil }
+
+func (ss *session) Logout() error { return nil }
+
+var _ smtp.AuthSession = (*session)(nil)

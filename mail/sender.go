@@ -1,0 +1,203 @@
+// Package mail sends the one-time code by email.
+//
+// A Sender composes the message with github.com/jordan-wright/email (a text
+// and an HTML part from embedded templates, a code-free subject, a
+// Message-ID on the From domain) and delivers it with its own small client on
+// net/smtp: one deadline over the whole send, context cancel, STARTTLS
+// required (or implicit TLS), certificates verified, AUTH PLAIN or LOGIN, a
+// chosen EHLO name, and bounded retries of temporary failures. It never uses
+// the library's Send* or Pool (no timeouts, silent cleartext fallback, data
+// races).
+//
+// Failures are *SendError values whose text is for the operator's log; their
+// AddressRejected and MaybeDelivered methods tell the otp package what to
+// tell the user. With no SMTP server configured, package devserver provides
+// a local one that keeps messages in an outbox folder.
+package mail
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/mail"
+	"os"
+	"strings"
+	"time"
+)
+
+// Retry bounds how a send is repeated after a temporary failure.
+type Retry struct {
+	Attempts int           // connections per send, including the first
+	Base     time.Duration // backoff before the 2nd attempt; doubles after
+	Max      time.Duration // cap on one backoff
+}
+
+// DefaultRetry: three connections, about 0.5s and 1s apart.
+var DefaultRetry = Retry{Attempts: 3, Base: 500 * time.Millisecond, Max: 4 * time.Second}
+
+// backoff returns the pause before attempt n+1: exponential with jitter in
+// [d/2, d) so that many senders failing together do not retry in step.
+func (r Retry) backoff(n int) time.Duration {
+	d := r.Base << (n - 1)
+	if d > r.Max || d <= 0 {
+		d = r.Max
+	}
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}
+
+// Sender delivers messages to one SMTP server. It is safe for concurrent use
+// and implements otp.Sender.
+type Sender struct {
+	addr, host         string
+	security           Security
+	username, password string
+	from               *mail.Address
+	subject            string
+	helo               string
+	tls                *tls.Config
+	timeout            time.Duration
+	retry              Retry
+}
+
+// New checks cfg and returns a Sender for it. cfg must be Configured.
+func New(cfg Config) (*Sender, error) {
+	if !cfg.Configured() {
+		return nil, errors.New("mail: no SMTP server configured")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	from := cfg.From
+	if from == "" {
+		from = cfg.Username
+	}
+	fa, err := ParseFrom(from)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvFrom, err)
+	}
+	roots := cfg.RootCAs
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", EnvCAFile, err)
+		}
+		if roots == nil {
+			if roots, err = x509.SystemCertPool(); err != nil {
+				return nil, fmt.Errorf("%s: system roots: %w", EnvCAFile, err)
+			}
+		} else {
+			roots = roots.Clone()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: %q holds no PEM certificate", EnvCAFile, cfg.CAFile)
+		}
+	}
+	helo := cfg.HeloName
+	if helo == "" {
+		helo = fa.Address[strings.LastIndexByte(fa.Address, '@')+1:]
+	}
+	retry := cfg.Retry
+	if retry.Attempts < 1 {
+		retry = DefaultRetry
+	}
+	s := &Sender{
+		addr:     cfg.Addr(),
+		host:     cfg.Host,
+		security: cfg.security(),
+		username: cfg.Username,
+		password: cfg.Password,
+		from:     fa,
+		subject:  cfg.Subject,
+		helo:     helo,
+		tls: &tls.Config{
+			ServerName: cfg.Host,
+			RootCAs:    roots, // nil: the system roots
+			MinVersion: tls.VersionTLS12,
+		},
+		timeout: cfg.Timeout,
+		retry:   retry,
+	}
+	if s.subject == "" {
+		s.subject = DefaultSubject
+	}
+	if s.timeout == 0 {
+		s.timeout = DefaultTimeout
+	}
+	return s, nil
+}
+
+// From is the sender address in use, for the start-up log.
+func (s *Sender) From() string { return s.from.String() }
+
+// SendCode mails code to the bare address to, saying it expires at
+// expiresAt. It implements otp.Sender. A failure is a *SendError.
+func (s *Sender) SendCode(ctx context.Context, to, code string, expiresAt time.Time) error {
+	now := time.Now()
+	m, err := composeCode(s.from, s.subject, to, code, expiresAt, now)
+	if err != nil {
+		return &SendError{Stage: StageCompose, Err: err, to: to}
+	}
+	return s.deliver(ctx, m)
+}
+
+// Test sends one test message to the bare address to with the current
+// configuration. The error, a *SendError, gives the stage and the server's
+// reply for the operator (otplogin mail-test).
+func (s *Sender) Test(ctx context.Context, to string) error {
+	m, err := composeTest(s.from, to, s.addr, time.Now())
+	if err != nil {
+		return &SendError{Stage: StageCompose, Err: err, to: to}
+	}
+	return s.deliver(ctx, m)
+}
+
+// deliver sends m, retrying temporary failures on fresh connections within
+// one overall deadline.
+func (s *Sender) deliver(ctx context.Context, m message) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		err := s.attempt(ctx, m)
+		if err == nil {
+			return nil
+		}
+		var se *stageError
+		if !errors.As(err, &se) {
+			se = &stageError{StageConnect, err}
+		}
+		last := &SendError{Stage: se.stage, Attempts: attempt, Code: replyCode(se.err), Err: withCause(ctx, se.err), to: m.to}
+		if attempt >= s.retry.Attempts || !retryable(se.stage, se.err) || ctx.Err() != nil {
+			return last
+		}
+		t := time.NewTimer(s.retry.backoff(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			last.Err = withCause(ctx, last.Err)
+			return last
+		case <-t.C:
+		}
+	}
+}
+
+// attempt delivers m over one new connection.
+func (s *Sender) attempt(ctx context.Context, m message) error {
+	sess, err := s.dial(ctx)
+	if err != nil {
+		return err
+	}
+	stop := watch(ctx, sess.nc)
+	defer stop()
+	if err := sess.transact(m); err != nil {
+		sess.close()
+		return err
+	}
+	sess.quit()
+	return nil
+}
