@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/textproto"
 	"strings"
+	"time"
 
 	"github.com/otplogin/otplogin/internal/mask"
 )
@@ -147,8 +148,23 @@ func isTLSFailure(err error) bool {
 // deadline or a cancel (which surface as i/o timeouts), so errors.Is finds
 // context.Canceled or context.DeadlineExceeded.
 func withCause(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+	cause := context.Cause(ctx)
+	if cause == nil && expired(ctx) {
+		// The connection's deadline is the context's, and it can fire a
+		// moment before the context's own timer does.
+		cause = context.DeadlineExceeded
+	}
+	if cause != nil && !errors.Is(err, cause) {
 		return fmt.Errorf("%w (%w)", cause, err)
 	}
 	return err
+}
+
+// expired reports whether ctx is done or its deadline has passed.
+func expired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }

@@ -172,7 +172,7 @@ func (s *Sender) deliver(ctx context.Context, m message) error {
 			se = &stageError{StageConnect, err}
 		}
 		last := &SendError{Stage: se.stage, Attempts: attempt, Code: replyCode(se.err), Err: withCause(ctx, se.err), to: m.to}
-		if attempt >= s.retry.Attempts || !retryable(se.stage, se.err) || ctx.Err() != nil {
+		if attempt >= s.retry.Attempts || !retryable(se.stage, se.err) || expired(ctx) {
 			return last
 		}
 		t := time.NewTimer(s.retry.backoff(attempt))

@@ -1,0 +1,460 @@
+package mail_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net"
+	netmail "net/mail"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/otplogin/otplogin/mail"
+	"github.com/otplogin/otplogin/mail/internal/leakcheck"
+	"github.com/otplogin/otplogin/mail/internal/smtptest"
+)
+
+const (
+	testCode = "482915"
+	testTo   = "alice@example.com"
+)
+
+// fastRetry keeps retry tests quick; the backoff logic is the same.
+var fastRetry = mail.Retry{Attempts: 3, Base: time.Millisecond, Max: 2 * time.Millisecond}
+
+func configFor(srv *smtptest.Server) mail.Config {
+	return mail.Config{
+		Host:     srv.Host(),
+		Port:     srv.Port(),
+		Username: "user",
+		Password: "secret",
+		From:     `"Verify Bot" <otp@example.org>`,
+		RootCAs:  srv.RootCAs,
+		Retry:    fastRetry,
+	}
+}
+
+func newSender(t *testing.T, cfg mail.Config) *mail.Sender {
+	t.Helper()
+	s, err := mail.New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+func send(t *testing.T, s *mail.Sender, ctx context.Context) error {
+	t.Helper()
+	if ctx == nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+	}
+	return s.SendCode(ctx, testTo, testCode, time.Now().Add(5*time.Minute))
+}
+
+// parts returns the decoded text/plain and text/html parts.
+func parts(t *testing.T, msg *netmail.Message) (text, html string) {
+	t.Helper()
+	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/alternative" {
+		t.Fatalf("Content-Type %q (%v), want multipart/alternative", msg.Header.Get("Content-Type"), err)
+	}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return text, html
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ct := p.Header.Get("Content-Type"); ct {
+		case "text/plain; charset=UTF-8":
+			text = string(b)
+		case "text/html; charset=UTF-8":
+			html = string(b)
+		default:
+			t.Errorf("unexpected part %q", ct)
+		}
+	}
+}
+
+func TestSendCodeDelivers(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     smtptest.Options
+		security mail.Security
+		helo     string
+		wantHelo string
+		wantMech string
+	}{
+		{name: "starttls plain", wantHelo: "example.org", wantMech: "PLAIN"},
+		{name: "implicit tls", opts: smtptest.Options{TLS: smtptest.ImplicitTLS}, security: mail.ImplicitTLS, wantHelo: "example.org", wantMech: "PLAIN"},
+		{name: "login only (Office 365)", opts: smtptest.Options{Mechanisms: []string{"LOGIN"}}, wantHelo: "example.org", wantMech: "LOGIN"},
+		{name: "custom ehlo name", helo: "mx.example.net", wantHelo: "mx.example.net", wantMech: "PLAIN"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			srv := smtptest.Start(t, tc.opts)
+			cfg := configFor(srv)
+			cfg.Security = tc.security
+			cfg.HeloName = tc.helo
+			if err := send(t, newSender(t, cfg), nil); err != nil {
+				t.Fatalf("SendCode: %v", err)
+			}
+			if n := srv.Connections(); n != 1 {
+				t.Errorf("connections = %d, want 1", n)
+			}
+			msgs := srv.Messages()
+			if len(msgs) != 1 {
+				t.Fatalf("server got %d messages, want 1", len(msgs))
+			}
+			m := msgs[0]
+			if m.From != "otp@example.org" || len(m.To) != 1 || m.To[0] != testTo {
+				t.Errorf("envelope %q -> %q", m.From, m.To)
+			}
+			var delivering *smtptest.Session
+			for _, s := range srv.Sessions() {
+				if s.From != "" || s.AuthUser != "" {
+					delivering = &s
+				}
+			}
+			if delivering == nil {
+				t.Fatal("no session authenticated")
+			}
+			if !delivering.TLS || delivering.AuthUser != "user" || delivering.AuthMech != tc.wantMech || delivering.Helo != tc.wantHelo {
+				t.Errorf("session TLS=%v user=%q mech=%q helo=%q; want TLS, user, %s, %q",
+					delivering.TLS, delivering.AuthUser, delivering.AuthMech, delivering.Helo, tc.wantMech, tc.wantHelo)
+			}
+			checkMessage(t, m.Data)
+		})
+	}
+}
+
+func checkMessage(t *testing.T, raw []byte) {
+	t.Helper()
+	msg, err := netmail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := msg.Header
+	if got := h.Get("Subject"); got != mail.DefaultSubject {
+		t.Errorf("Subject = %q, want %q (never the code)", got, mail.DefaultSubject)
+	}
+	if from, err := h.AddressList("From"); err != nil || len(from) != 1 || from[0].Name != "Verify Bot" || from[0].Address != "otp@example.org" {
+		t.Errorf("From = %v, %v", from, err)
+	}
+	if to, err := h.AddressList("To"); err != nil || len(to) != 1 || to[0].Address != testTo {
+		t.Errorf("To = %v, %v", to, err)
+	}
+	if id := h.Get("Message-Id"); !strings.HasSuffix(id, "@example.org>") || len(id) < 20 {
+		t.Errorf("Message-Id = %q, want <random@example.org>", id)
+	}
+	if _, err := h.Date(); err != nil {
+		t.Errorf("Date: %v", err)
+	}
+	for _, k := range []string{"Bcc", "Cc"} {
+		if v, ok := h[k]; ok {
+			t.Errorf("%s header present: %q", k, v)
+		}
+	}
+	text, html := parts(t, msg)
+	if !strings.Contains(text, "\n"+testCode+"\r\n") {
+		t.Errorf("text part lacks the code on its own line:\n%s", text)
+	}
+	if !strings.Contains(html, testCode) {
+		t.Errorf("html part lacks the code:\n%s", html)
+	}
+	for _, want := range []string{"expires in 5 minutes", "UTC", "did not ask"} {
+		if !strings.Contains(text, want) || !strings.Contains(html, want) {
+			t.Errorf("a part lacks %q", want)
+		}
+	}
+	if code, err := mail.CodeFromMessage(raw); err != nil || code != testCode {
+		t.Errorf("CodeFromMessage = %q, %v", code, err)
+	}
+}
+
+// TestFaults is the failure matrix: each case checks the typed error and how
+// many connections the sender made.
+func TestFaults(t *testing.T) {
+	type check struct {
+		stage                    mail.Stage
+		code                     int
+		attempts                 int
+		maybe, rejected, tempErr bool
+		is                       error
+	}
+	// failFirst fails the first n connections with err.
+	failFirst := func(n int, err error) func(int, *smtp.Conn) error {
+		return func(conn int, _ *smtp.Conn) error {
+			if conn <= n {
+				return err
+			}
+			return nil
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		opts     smtptest.Options
+		cfg      func(*mail.Config)
+		ctx      func(context.Context) (context.Context, context.CancelFunc)
+		ok       bool  // delivered in the end
+		conns    int   // connections the server saw
+		messages int   // messages the server accepted
+		want     check // when !ok
+		noMail   bool  // the server must never have seen MAIL
+	}{
+		{
+			name: "421 at MAIL then success", ok: true, conns: 2, messages: 1,
+			opts: smtptest.Options{Hooks: smtptest.Hooks{Mail: failFirst(1, smtptest.Reply(421, "try later"))}},
+		},
+		{
+			name: "450 at RCPT twice then success", ok: true, conns: 3, messages: 1,
+			opts: smtptest.Options{Hooks: smtptest.Hooks{Rcpt: func(c int, _ string) error { return failFirst(2, smtptest.Reply(450, "mailbox busy"))(c, nil) }}},
+		},
+		{
+			name: "450 every time gives up after 3", conns: 3,
+			opts: smtptest.Options{Hooks: smtptest.Hooks{Rcpt: func(int, string) error { return smtptest.Reply(450, "mailbox busy") }}},
+			want: check{stage: mail.StageRcpt, code: 450, attempts: 3, tempErr: true},
+		},
+		{
+			name: "drop at MAIL is retried", ok: true, conns: 2, messages: 1,
+			opts: smtptest.Options{Hooks: smtptest.Hooks{Mail: func(conn int, c *smtp.Conn) error {
+				if conn == 1 {
+					return smtptest.Drop(c)
+				}
+				return nil
+			}}},
+		},
+		{
+			name: "550 at RCPT is final and rejects the address", conns: 1,
+			opts: smtptest.Options{Hooks: smtptest.Hooks{Rcpt: func(_ int, to string) error {
+				return smtptest.Reply(550, "<"+to+">: Recipient address rejected")
+			}}},
+			want: check{stage: mail.StageRcpt, code: 550, attempts: 1, rejected: true},
+		},
+		{
+			name: "554 at end of DATA is final", conns: 1,
+			opts: smtptest.Options{Hooks: smtptest.Hooks{Data: func(context.Context, int, *smtp.Conn) error {
+				return smtptest.Reply(554, "message refused")
+			}}},
+			want: check{stage: mail.StageDataEnd, code: 554, attempts: 1},
+		},
+		{
+			name: "535 bad password is final", conns: 1, noMail: true,
+			cfg:  func(c *mail.Config) { c.Password = "wrong-password" },
+			want: check{stage: mail.StageAuth, code: 535, attempts: 1},
+		},
+		{
+			name: "STARTTLS not offered: nothing sent", conns: 1, noMail: true,
+			opts: smtptest.Options{TLS: smtptest.NoStartTLS},
+			want: check{stage: mail.StageTLS, attempts: 1, is: mail.ErrNoStartTLS},
+		},
+		{
+			name: "untrusted certificate", conns: 1, noMail: true,
+			cfg:  func(c *mail.Config) { c.RootCAs = nil }, // system roots do not know it
+			want: check{stage: mail.StageTLS, attempts: 1},
+		},
+		{
+			name: "implicit TLS port spoken to with STARTTLS", conns: 1, noMail: true,
+			opts: smtptest.Options{TLS: smtptest.ImplicitTLS},
+			cfg:  func(c *mail.Config) { c.Security = mail.StartTLS },
+			ctx: func(ctx context.Context) (context.Context, context.CancelFunc) {
+				return context.WithTimeout(ctx, 300*time.Millisecond)
+			},
+			want: check{stage: mail.StageConnect, attempts: 1, is: context.DeadlineExceeded, tempErr: true},
+		},
+		{
+			name: "stall after DATA hits the deadline, ambiguous", conns: 1,
+			opts: smtptest.Options{Hooks: smtptest.Hooks{Data: func(ctx context.Context, _ int, _ *smtp.Conn) error {
+				<-ctx.Done() // released when the server closes at cleanup
+				return nil
+			}}},
+			ctx: func(ctx context.Context) (context.Context, context.CancelFunc) {
+				return context.WithTimeout(ctx, 300*time.Millisecond)
+			},
+			want: check{stage: mail.StageDataEnd, attempts: 1, maybe: true, tempErr: true, is: context.DeadlineExceeded},
+		},
+		{
+			name: "drop after the message was read, ambiguous", conns: 1,
+			opts: smtptest.Options{Hooks: smtptest.Hooks{Data: func(_ context.Context, _ int, c *smtp.Conn) error {
+				return smtptest.Drop(c)
+			}}},
+			want: check{stage: mail.StageDataEnd, attempts: 1, maybe: true, tempErr: true},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			srv := smtptest.Start(t, tc.opts)
+			cfg := configFor(srv)
+			if tc.cfg != nil {
+				tc.cfg(&cfg)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			if tc.ctx != nil {
+				ctx, cancel = tc.ctx(ctx)
+				defer cancel()
+			}
+			err := send(t, newSender(t, cfg), ctx)
+			if n := srv.Connections(); n != tc.conns {
+				t.Errorf("connections = %d, want %d", n, tc.conns)
+			}
+			if n := len(srv.Messages()); n != tc.messages {
+				t.Errorf("messages accepted = %d, want %d", n, tc.messages)
+			}
+			if tc.noMail && srv.MailCommands() != 0 {
+				t.Errorf("server got %d MAIL commands, want none", srv.MailCommands())
+			}
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("SendCode: %v", err)
+				}
+				return
+			}
+			checkSendError(t, err, tc.want.stage, tc.want.code, tc.want.attempts, tc.want.maybe, tc.want.rejected, tc.want.tempErr, tc.want.is)
+		})
+	}
+}
+
+func checkSendError(t *testing.T, err error, stage mail.Stage, code, attempts int, maybe, rejected, tempErr bool, is error) {
+	t.Helper()
+	var se *mail.SendError
+	if !errors.As(err, &se) {
+		t.Fatalf("error %v (%T) is not a *mail.SendError", err, err)
+	}
+	if se.Stage != stage || se.Code != code || se.Attempts != attempts {
+		t.Errorf("stage=%s code=%d attempts=%d, want %s %d %d (%v)", se.Stage, se.Code, se.Attempts, stage, code, attempts, err)
+	}
+	if se.MaybeDelivered() != maybe || se.AddressRejected() != rejected || se.Temporary() != tempErr {
+		t.Errorf("MaybeDelivered=%v AddressRejected=%v Temporary=%v, want %v %v %v (%v)",
+			se.MaybeDelivered(), se.AddressRejected(), se.Temporary(), maybe, rejected, tempErr, err)
+	}
+	if is != nil && !errors.Is(err, is) {
+		t.Errorf("errors.Is(%v, %v) = false", err, is)
+	}
+	text := err.Error()
+	for _, secret := range []string{testCode, "secret", "wrong-password", testTo} {
+		if strings.Contains(text, secret) {
+			t.Errorf("error text %q contains %q", text, secret)
+		}
+	}
+	if !strings.Contains(text, string(stage)) {
+		t.Errorf("error text %q does not name the stage %s", text, stage)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		hooks func(cancel context.CancelFunc) smtptest.Hooks
+		stage mail.Stage
+		maybe bool
+	}{
+		{
+			name: "during MAIL: not retried",
+			hooks: func(cancel context.CancelFunc) smtptest.Hooks {
+				return smtptest.Hooks{Mail: func(int, *smtp.Conn) error { cancel(); return smtptest.Reply(421, "going away") }}
+			},
+			stage: mail.StageMail,
+		},
+		{
+			name: "waiting for the DATA reply: ambiguous",
+			hooks: func(cancel context.CancelFunc) smtptest.Hooks {
+				return smtptest.Hooks{Data: func(ctx context.Context, _ int, _ *smtp.Conn) error { cancel(); <-ctx.Done(); return nil }}
+			},
+			stage: mail.StageDataEnd, maybe: true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			srv := smtptest.Start(t, smtptest.Options{Hooks: tc.hooks(cancel)})
+			err := send(t, newSender(t, configFor(srv)), ctx)
+			var se *mail.SendError
+			if !errors.As(err, &se) || !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v, want a *SendError matching context.Canceled", err)
+			}
+			if se.Stage != tc.stage || se.Attempts != 1 || se.MaybeDelivered() != tc.maybe {
+				t.Errorf("stage=%s attempts=%d maybe=%v, want %s 1 %v", se.Stage, se.Attempts, se.MaybeDelivered(), tc.stage, tc.maybe)
+			}
+			if n := srv.Connections(); n != 1 {
+				t.Errorf("connections = %d, want 1", n)
+			}
+		})
+	}
+}
+
+func TestConnectionRefused(t *testing.T) {
+	leakcheck.Check(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there now
+	err = send(t, newSender(t, mail.Config{
+		Host: "127.0.0.1", Port: port, From: "otp@example.org", Retry: fastRetry,
+	}), nil)
+	checkSendError(t, err, mail.StageConnect, 0, 3, false, false, true, nil)
+}
+
+func TestBadRecipientNeverConnects(t *testing.T) {
+	leakcheck.Check(t)
+	srv := smtptest.Start(t, smtptest.Options{})
+	s := newSender(t, configFor(srv))
+	for _, to := range []string{
+		"a@x\r\nBcc: v@evil.example",
+		"a@x\nBcc: v@evil.example",
+		"Mallory <a@x.example>",
+		"a@x.example, v@evil.example",
+		"not an address",
+		"",
+	} {
+		err := s.SendCode(t.Context(), to, testCode, time.Now().Add(time.Minute))
+		var se *mail.SendError
+		if !errors.As(err, &se) || se.Stage != mail.StageCompose || !se.AddressRejected() || !errors.Is(err, mail.ErrInvalidAddress) {
+			t.Errorf("SendCode(%q) = %v, want a compose error that rejects the address", to, err)
+		}
+		if err != nil && strings.Contains(err.Error(), testCode) {
+			t.Errorf("error %q contains the code", err)
+		}
+	}
+	if n := srv.Connections(); n != 0 {
+		t.Errorf("connections = %d, want 0", n)
+	}
+}
+
+func TestMailTest(t *testing.T) {
+	leakcheck.Check(t)
+	srv := smtptest.Start(t, smtptest.Options{})
+	s := newSender(t, configFor(srv))
+	if err := s.Test(t.Context(), testTo); err != nil {
+		t.Fatalf("Test: %v", err)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte("otplogin mail-test")) {
+		t.Fatalf("server got %d messages, want the test message", len(msgs))
+	}
+
+	// With a wrong password, the error says where and what the server said.
+	cfg := configFor(srv)
+	cfg.Password = "wrong-password"
+	err := newSender(t, cfg).Test(t.Context(), testTo)
+	if err == nil || !strings.Contains(err.Error(), "auth") || !strings.Contains(err.Error(), "535") {
+		t.Errorf("Test with a bad password = %v, want the auth stage and the 535 reply", err)
+	}
+}
