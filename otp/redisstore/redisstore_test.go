@@ -1,0 +1,347 @@
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/otplogin/otplogin/otp"
+	"github.com/otplogin/otplogin/otp/redisstore/internal/redistest"
+)
+
+// base is deliberately not on a microsecond boundary: the store must keep
+// nanoseconds exact, as the memory store does.
+var base = time.Date(2026, 11, 28, 12, 0, 0, 123456789, time.UTC)
+
+var testLimits = otp.Limits{
+	MaxAttempts:    3,
+	FailureBudget:  5,
+	FailureWindow:  time.Hour,
+	ResendCooldown: time.Minute,
+	AddressIssues:  3,
+	ClientIssues:   4,
+	IssueWindow:    time.Hour,
+	MaxPending:     100,
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// open connects a store with a prefix of its own to srv.
+func open(t *testing.T, srv *redistest.Server, opts Options) *Store {
+	t.Helper()
+	if opts.Prefix == "" {
+		opts.Prefix = "test:" + strings.NewReplacer("/", ":", " ", "_").Replace(t.Name()) + ":"
+	}
+	s, err := Open(testCtx(t), srv.URL(), opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func pending(hash string, at time.Time) otp.Pending {
+	return otp.Pending{
+		Hash:      []byte(hash),
+		IssuedAt:  at,
+		ExpiresAt: at.Add(5 * time.Minute),
+		ResendAt:  at.Add(time.Minute),
+	}
+}
+
+func wantLimit(t *testing.T, err error, kind otp.LimitKind, retry time.Time) {
+	t.Helper()
+	var le *otp.LimitError
+	if !errors.As(err, &le) || le.Kind != kind || !le.RetryAt.Equal(retry) {
+		t.Fatalf("err = %v, want %v limit until %v", err, kind, retry)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	srv := redistest.Start(t)
+	port := srv.Addr()[strings.LastIndexByte(srv.Addr(), ':'):]
+	srv.Stop() // a port where nothing listens
+
+	tests := []struct {
+		name, url   string
+		unavailable bool
+	}{
+		{"scheme", "http://127.0.0.1:6379", false},
+		{"bad port keeps password secret", "redis://user:s3cret@127.0.0.1:notaport/0", false},
+		{"nothing listening", "redis://user:s3cret@127.0.0.1" + port + "/0", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Open(testCtx(t), tt.url, Options{Timeout: time.Second})
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error shows the password: %v", err)
+			}
+			if got := errors.Is(err, otp.ErrUnavailable); got != tt.unavailable {
+				t.Errorf("errors.Is(%v, ErrUnavailable) = %v, want %v", err, got, tt.unavailable)
+			}
+		})
+	}
+}
+
+func TestFlow(t *testing.T) {
+	s := open(t, redistest.Start(t), Options{})
+	ctx := testCtx(t)
+	const addr = "alice@example.com"
+	p := pending("hash-1", base)
+
+	if _, err := s.Attempt(ctx, addr, base, testLimits); !errors.Is(err, otp.ErrNoCode) {
+		t.Fatalf("Attempt before Issue: %v, want ErrNoCode", err)
+	}
+	res, err := s.Issue(ctx, addr, "10.0.0.1", p, base, testLimits)
+	if err != nil || res.Existing != nil {
+		t.Fatalf("Issue = %+v, %v", res, err)
+	}
+	got, err := s.Attempt(ctx, addr, base.Add(time.Second), testLimits)
+	if err != nil {
+		t.Fatalf("Attempt: %v", err)
+	}
+	want := p
+	want.Attempts = 1
+	if !samePending(got, want) {
+		t.Fatalf("Attempt = %+v, want %+v", got, want)
+	}
+	if ok, err := s.Consume(ctx, addr, []byte("other")); ok || err != nil {
+		t.Fatalf("Consume(wrong hash) = %v, %v", ok, err)
+	}
+	if ok, err := s.Consume(ctx, addr, p.Hash); !ok || err != nil {
+		t.Fatalf("Consume = %v, %v", ok, err)
+	}
+	if ok, err := s.Consume(ctx, addr, p.Hash); ok || err != nil {
+		t.Fatalf("second Consume = %v, %v", ok, err)
+	}
+	if _, err := s.Attempt(ctx, addr, base.Add(time.Second), testLimits); !errors.Is(err, otp.ErrNoCode) {
+		t.Fatalf("Attempt after Consume: %v, want ErrNoCode", err)
+	}
+}
+
+func samePending(a, b otp.Pending) bool {
+	return bytes.Equal(a.Hash, b.Hash) && a.IssuedAt.Equal(b.IssuedAt) &&
+		a.ExpiresAt.Equal(b.ExpiresAt) && a.ResendAt.Equal(b.ResendAt) && a.Attempts == b.Attempts
+}
+
+// TestNanosecondBoundaries checks the rules to the nanosecond, which plain
+// Lua numbers could not: Unix nanoseconds exceed 2^53.
+func TestNanosecondBoundaries(t *testing.T) {
+	s := open(t, redistest.Start(t), Options{})
+	ctx := testCtx(t)
+	const addr = "bob@example.com"
+	p := pending("h", base)
+	if _, err := s.Issue(ctx, addr, "c", p, base, testLimits); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Issue(ctx, addr, "c", pending("h2", base), p.ResendAt.Add(-time.Nanosecond), testLimits)
+	if err != nil || res.Existing == nil || !samePending(*res.Existing, p) {
+		t.Fatalf("Issue 1ns before ResendAt = %+v, %v; want Existing %+v", res.Existing, err, p)
+	}
+	if _, err := s.Attempt(ctx, addr, p.ExpiresAt.Add(-time.Nanosecond), testLimits); err != nil {
+		t.Fatalf("Attempt 1ns before expiry: %v", err)
+	}
+	if _, err := s.Attempt(ctx, addr, p.ExpiresAt, testLimits); !errors.Is(err, otp.ErrExpired) {
+		t.Fatalf("Attempt at expiry: %v, want ErrExpired", err)
+	}
+}
+
+func TestIssueLimits(t *testing.T) {
+	srv := redistest.Start(t)
+	const addr = "carol@example.com"
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s *Store) error
+		kind otp.LimitKind
+		// retry is when the refused call may succeed.
+		retry time.Time
+	}{
+		{"dead code inside cooldown", func(t *testing.T, s *Store) error {
+			issue(t, s, addr, "c", base)
+			for range testLimits.MaxAttempts {
+				if _, err := s.Attempt(testCtx(t), addr, base, testLimits); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := s.Issue(testCtx(t), addr, "c", pending("x", base), base.Add(time.Second), testLimits)
+			return err
+		}, otp.LimitResend, base.Add(time.Minute)},
+		{"address cap", func(t *testing.T, s *Store) error {
+			for i := range testLimits.AddressIssues {
+				issue(t, s, addr, fmt.Sprint("c", i), base.Add(time.Duration(i)*time.Minute))
+			}
+			at := base.Add(time.Duration(testLimits.AddressIssues) * time.Minute)
+			_, err := s.Issue(testCtx(t), addr, "other", pending("x", at), at, testLimits)
+			return err
+		}, otp.LimitAddress, base.Add(time.Hour)},
+		{"client cap", func(t *testing.T, s *Store) error {
+			for i := range testLimits.ClientIssues {
+				issue(t, s, fmt.Sprintf("u%d@example.com", i), "c", base)
+			}
+			_, err := s.Issue(testCtx(t), addr, "c", pending("x", base), base.Add(time.Second), testLimits)
+			return err
+		}, otp.LimitClient, base.Add(time.Hour)},
+		{"failure budget across codes", func(t *testing.T, s *Store) error {
+			at := base
+			for i := 0; i < testLimits.FailureBudget; {
+				issue(t, s, addr, fmt.Sprint("c", i), at)
+				for j := 0; j < testLimits.MaxAttempts && i < testLimits.FailureBudget; j, i = j+1, i+1 {
+					if _, err := s.Attempt(testCtx(t), addr, at, testLimits); err != nil {
+						t.Fatal(err)
+					}
+				}
+				at = at.Add(time.Minute)
+			}
+			_, err := s.Issue(testCtx(t), addr, "c", pending("x", at), at, testLimits)
+			return err
+		}, otp.LimitFailures, base.Add(time.Hour)},
+		{"global cap spares live codes", func(t *testing.T, s *Store) error {
+			lim := testLimits
+			lim.MaxPending = 2
+			for i, at := range []time.Time{base, base.Add(time.Second)} {
+				if _, err := s.Issue(testCtx(t), fmt.Sprintf("u%d@example.com", i), "c", pending("x", at), at, lim); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := s.Issue(testCtx(t), addr, "c", pending("x", base), base.Add(2*time.Second), lim)
+			return err
+		}, otp.LimitBusy, base.Add(5 * time.Minute)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t, srv, Options{})
+			wantLimit(t, tt.run(t, s), tt.kind, tt.retry)
+		})
+	}
+}
+
+func issue(t *testing.T, s *Store, addr, client string, at time.Time) {
+	t.Helper()
+	res, err := s.Issue(testCtx(t), addr, client, pending("h", at), at, testLimits)
+	if err != nil || res.Existing != nil {
+		t.Fatalf("Issue(%s, %s) = %+v, %v", addr, client, res, err)
+	}
+}
+
+// TestGlobalCapFreesAtExpiry: a code stops counting against MaxPending at
+// its exact expiry, not a second or a microsecond later.
+func TestGlobalCapFreesAtExpiry(t *testing.T) {
+	s := open(t, redistest.Start(t), Options{})
+	lim := testLimits
+	lim.MaxPending = 1
+	p := pending("x", base)
+	if _, err := s.Issue(testCtx(t), "a@example.com", "c", p, base, lim); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Issue(testCtx(t), "b@example.com", "c", pending("y", base), p.ExpiresAt.Add(-time.Nanosecond), lim)
+	wantLimit(t, err, otp.LimitBusy, p.ExpiresAt)
+	if _, err := s.Issue(testCtx(t), "b@example.com", "c", pending("y", p.ExpiresAt), p.ExpiresAt, lim); err != nil {
+		t.Fatalf("Issue at the other code's expiry: %v", err)
+	}
+}
+
+// TestAtomicUnderContention: parallel callers never get more attempts than
+// the limit, and exactly one of many Consumes with the right hash wins.
+func TestAtomicUnderContention(t *testing.T) {
+	s := open(t, redistest.Start(t), Options{})
+	const addr = "dave@example.com"
+	issue(t, s, addr, "c", base)
+	lim := testLimits
+	lim.FailureBudget = 1000
+
+	var ok, consumed atomic.Int32
+	parallel := func(f func()) {
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Go(f)
+		}
+		wg.Wait()
+	}
+	parallel(func() {
+		if _, err := s.Attempt(testCtx(t), addr, base, lim); err == nil {
+			ok.Add(1)
+		} else if !errors.Is(err, otp.ErrTooManyAttempts) {
+			t.Errorf("Attempt: %v", err)
+		}
+	})
+	parallel(func() {
+		if won, err := s.Consume(testCtx(t), addr, []byte("h")); err != nil {
+			t.Errorf("Consume: %v", err)
+		} else if won {
+			consumed.Add(1)
+		}
+	})
+	if ok.Load() != int32(lim.MaxAttempts) {
+		t.Errorf("%d attempts allowed, want %d", ok.Load(), lim.MaxAttempts)
+	}
+	if consumed.Load() != 1 {
+		t.Errorf("%d Consumes won, want 1", consumed.Load())
+	}
+}
+
+// TestKeys checks what a dump of the database shows: no address or client
+// in key names, and an expiry on every key but the shared index.
+func TestKeys(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv, Options{Prefix: "keys:"})
+	const addr, client = "erin@example.com", "192.0.2.7"
+	issue(t, s, addr, client, base)
+	if _, err := s.Attempt(testCtx(t), addr, base, testLimits); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	keys, err := rdb.Keys(testCtx(t), "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 5 {
+		t.Errorf("keys = %q, want code, failures, two issue counters and the index", keys)
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "keys:") || strings.Contains(k, "erin") || strings.Contains(k, client) {
+			t.Errorf("key %q: want the prefix and no address or client", k)
+		}
+		ttl, err := rdb.PTTL(testCtx(t), k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == "keys:pending" {
+			continue
+		}
+		// The code matters until its expiry, 5 minutes; counters for an hour.
+		if ttl <= 0 || ttl > time.Hour+gcSlack {
+			t.Errorf("key %q expires in %v, want (0, %v]", k, ttl, time.Hour+gcSlack)
+		}
+	}
+}
+
+// TestNoScript: after SCRIPT FLUSH (a Redis restart or failover does the
+// same) the store loads its scripts again by itself.
+func TestNoScript(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv, Options{})
+	issue(t, s, "f@example.com", "c", base)
+	if err := s.rdb.ScriptFlush(testCtx(t)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Attempt(testCtx(t), "f@example.com", base, testLimits); err != nil {
+		t.Fatalf("Attempt after SCRIPT FLUSH: %v", err)
+	}
+}
