@@ -1,0 +1,135 @@
+package ui
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/otplogin/otplogin/otp"
+)
+
+// maxPasteBytes bounds the work a huge paste can cause: more than this can
+// never become a valid address, so the rest is not even looked at.
+const maxPasteBytes = 4096
+
+func (m Model) updateEmail(msg tea.Msg) (Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.KeyPressMsg:
+		switch {
+		case key.Matches(msg, m.keys.Back):
+			return m.quit()
+		case key.Matches(msg, m.keys.Submit):
+			return m.submitEmail()
+		}
+		if msg.Text != "" {
+			// The textinput drops C0/C1 controls itself; clean also drops
+			// the format characters it lets through.
+			text, removed := clean(msg.Text)
+			if removed {
+				m.notice = "Removed characters that cannot be part of an address."
+			}
+			if text == "" {
+				return m, nil
+			}
+			msg.Text = text
+		}
+		var cmd tea.Cmd
+		m.email, cmd = m.email.Update(msg)
+		m.emailEdited()
+		return m, cmd
+	case tea.PasteMsg:
+		m.pasteEmail(msg.Content)
+	}
+	return m, nil
+}
+
+// pasteEmail inserts a paste after making it safe and short enough, and
+// says what it had to change.
+func (m *Model) pasteEmail(content string) {
+	long := len(content) > maxPasteBytes
+	if long {
+		content = content[:maxPasteBytes]
+	}
+	text, removed := clean(content)
+	text = strings.TrimSpace(text) // a copied line often ends in a newline
+	room := m.email.CharLimit - utf8.RuneCountInString(m.email.Value())
+	text, cut := firstRunes(text, room)
+	switch {
+	case long || cut:
+		m.notice = fmt.Sprintf("The pasted text was too long; only the first %d characters were kept.", m.email.CharLimit)
+	case removed:
+		m.notice = "Removed control characters from the pasted text."
+	default:
+		m.notice = ""
+	}
+	if text != "" {
+		m.email, _ = m.email.Update(tea.PasteMsg{Content: text})
+	}
+	m.emailEdited()
+	// A paste is a finished answer, not one typed halfway: judge it now.
+	m.emailTried = true
+}
+
+// emailEdited re-validates after every change; the message shows only after
+// the first Enter, so nobody is scolded for an address half typed.
+func (m *Model) emailEdited() {
+	m.banner = banner{}
+	m.emailErr = nil
+	if v := m.email.Value(); v != "" {
+		_, m.emailErr = otp.NormalizeAddress(v)
+	}
+}
+
+func (m Model) submitEmail() (Model, tea.Cmd) {
+	m.emailTried = true
+	v := m.email.Value()
+	if strings.TrimSpace(v) == "" {
+		m.emailErr = errEmpty
+		return m, nil
+	}
+	addr, err := otp.NormalizeAddress(v)
+	if err != nil {
+		m.emailErr = err
+		return m, nil
+	}
+	m.emailErr, m.notice = nil, ""
+	m.address = addr
+	return m.startRequest()
+}
+
+var errEmpty = errors.New("empty address")
+
+// emailProblem is the validation message under the input, or "".
+func (m Model) emailProblem() string {
+	if !m.emailTried || m.emailErr == nil {
+		return ""
+	}
+	var ae *otp.AddressError
+	switch {
+	case errors.Is(m.emailErr, errEmpty):
+		return "Type your email address, then press enter."
+	case errors.As(m.emailErr, &ae):
+		return "The address " + safe(ae.Reason) + "."
+	}
+	return "That is not a valid address."
+}
+
+func (m Model) emailView() []section {
+	secs := []section{
+		{m.st.title.Render("Prove you own an email address"), prioTitle},
+		{m.st.text.Render("Type your address and we will mail you a one-time code."), prioExplain},
+		spacer(),
+		{m.email.View(), prioInput},
+	}
+	if p := m.emailProblem(); p != "" {
+		secs = append(secs, section{m.st.hint.Render("✗ " + p), prioHint})
+	}
+	if m.notice != "" {
+		secs = append(secs, section{m.st.faint.Render(m.notice), prioHint})
+	}
+	return secs
+}

@@ -1,0 +1,535 @@
+// Package ui is the terminal face of otplogin: a Bubble Tea model that takes
+// an email address, has the otp service mail a one-time code to it, and
+// checks the code the person types.
+//
+// Screens: email -> sending -> code -> done. The model never blocks: every
+// Service call runs in a tea.Cmd under a deadline and comes back as a
+// message tagged with a request id, so a late answer to a request the user
+// walked away from changes nothing. Nothing ticks while the model is idle:
+// the cursor does not blink, the spinner runs only while a request is out,
+// and the countdown ticks once a second only while the code screen is shown.
+//
+// What the user sees never contains internals (SMTP replies, store errors)
+// or the code itself; the operator's log gets the details with the address
+// masked.
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/spinner"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/log/v2"
+
+	"github.com/otplogin/otplogin/internal/mask"
+	"github.com/otplogin/otplogin/otp"
+)
+
+// Service is what the UI needs from otp; *otp.Service satisfies it.
+type Service interface {
+	Request(ctx context.Context, address, client string) (otp.Ticket, error)
+	Verify(ctx context.Context, address, code string) error
+	CodeLength() int
+}
+
+// Options configure a Model. Only Service is required.
+type Options struct {
+	// Service issues and checks codes.
+	Service Service
+	// Client names the requester for per-client limits: "local", or the SSH
+	// source address.
+	Client string
+	// Now is the clock (default time.Now); tests inject a fake one.
+	Now func() time.Time
+	// DevOutbox, when set and not Remote, is the folder where the dev mail
+	// server saves messages; the UI shows a DEV MODE banner with it.
+	DevOutbox string
+	// Remote marks an SSH session: the address is masked on screen
+	// (a***@example.com), the outbox is never shown, and the success screen
+	// stays up until a key or a short timer instead of quitting at once.
+	Remote bool
+	// RequestTimeout bounds each Request and Verify (default 30s).
+	RequestTimeout time.Duration
+	// Context, if set, is the parent of every request's context; cancel it
+	// to abandon in-flight requests when the session ends.
+	Context context.Context
+	// Logger is the operator's log (nil discards). It gets masked
+	// addresses and error details, never a code.
+	Logger *log.Logger
+}
+
+// DefaultRequestTimeout bounds a Service call when Options.RequestTimeout is
+// zero. Mail delivery dominates it.
+const DefaultRequestTimeout = 30 * time.Second
+
+// successLinger is how long a Remote success screen stays up without a key.
+const successLinger = 10 * time.Second
+
+type state uint8
+
+const (
+	stateEmail   state = iota // typing the address
+	stateSending              // Request in flight, spinner on
+	stateCode                 // typing the code, countdown on
+	stateDone                 // verified
+)
+
+// Outcome words; see Model.Outcome.
+const (
+	outcomeIdle        = "idle"
+	outcomeSent        = "sent"
+	outcomeWrongCode   = "wrong-code"
+	outcomeExpired     = "expired"
+	outcomeTooMany     = "too-many-attempts"
+	outcomeNoCode      = "no-code"
+	outcomeLimited     = "limited"
+	outcomeDelivery    = "delivery-failed"
+	outcomeUnavailable = "unavailable"
+	outcomeVerified    = "verified"
+	outcomeCancelled   = "cancelled"
+)
+
+type tone uint8
+
+const (
+	toneNone tone = iota
+	toneInfo
+	toneSuccess
+	toneFailure
+)
+
+// banner replaces the tutorial's flash message.
+type banner struct {
+	tone tone
+	text string
+}
+
+// Model is the Bubble Tea model for the whole flow. Create it with New.
+type Model struct {
+	svc     Service
+	client  string
+	now     func() time.Time
+	outbox  string
+	remote  bool
+	timeout time.Duration
+	ctx     context.Context
+	logger  *log.Logger
+	codeLen int
+	after   func(time.Duration, tea.Msg) tea.Cmd
+
+	state         state
+	width, height int
+	st            *styles
+	keys          keyMap
+	help          help.Model
+	email, code   textinput.Model
+	spin          spinner.Model
+
+	// clock is the time of the last Update; View shows it, so View stays a
+	// pure function of the model.
+	clock time.Time
+
+	address  string     // normalised address of the current request
+	ticket   otp.Ticket // the pending code's times, once a Request worked
+	reqID    uint64     // id of the one request whose answer counts
+	cancel   context.CancelFunc
+	returnTo state  // where a failed or cancelled Request goes back to
+	tickSeq  uint64 // id of the one countdown tick chain that counts
+
+	banner      banner
+	notice      string // what input sanitising did, e.g. a truncated paste
+	emailErr    error  // validation of the typed address
+	emailTried  bool   // Enter was pressed once: show emailErr from now on
+	alreadySent bool   // the code screen shows a code sent earlier
+	codeDead    bool   // expired or out of attempts: only resend helps
+	verifying   bool
+	verified    bool
+	outcome     string
+}
+
+// New returns the model for one session.
+func New(opts Options) Model {
+	m := Model{
+		svc:     opts.Service,
+		client:  opts.Client,
+		now:     opts.Now,
+		remote:  opts.Remote,
+		timeout: opts.RequestTimeout,
+		ctx:     opts.Context,
+		logger:  opts.Logger,
+		codeLen: 6,
+		st:      theme(true), // until the terminal says otherwise
+		keys:    defaultKeyMap(),
+		help:    help.New(),
+		email:   textinput.New(),
+		code:    textinput.New(),
+		outcome: outcomeIdle,
+		after:   after,
+	}
+	if !opts.Remote {
+		m.outbox = safe(opts.DevOutbox)
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.timeout <= 0 {
+		m.timeout = DefaultRequestTimeout
+	}
+	if m.ctx == nil {
+		m.ctx = context.Background()
+	}
+	if m.svc != nil && m.svc.CodeLength() > 0 {
+		m.codeLen = m.svc.CodeLength()
+	}
+	m.clock = m.now()
+
+	m.email.Prompt = "Email: "
+	m.email.Placeholder = "you@example.com"
+	m.email.CharLimit = 254 // the longest address SMTP allows (RFC 5321)
+	m.code.Prompt = "Code: "
+	m.code.Placeholder = fmt.Sprintf("%d-digit code", m.codeLen)
+	// Digits only, but room for a few extra so that a mistyped 7th digit
+	// gets "must be 6 digits" instead of being dropped without a word.
+	m.code.CharLimit = 2 * m.codeLen
+	for _, in := range []*textinput.Model{&m.email, &m.code} {
+		// ctrl+v would read the clipboard of the machine running the
+		// program, which over SSH is the server's; terminals paste with
+		// bracketed paste (tea.PasteMsg) anyway.
+		in.KeyMap.Paste.SetEnabled(false)
+	}
+	m.setTheme(true)
+	m.email.Focus()
+	m.syncKeys()
+	return m
+}
+
+// Init asks the terminal for its background colour; the answer picks the
+// theme (dark when there is none, e.g. a plain SSH client).
+func (m Model) Init() tea.Cmd {
+	return tea.RequestBackgroundColor
+}
+
+// Verified returns the verified address once the code was accepted.
+func (m Model) Verified() (address string, ok bool) {
+	if !m.verified {
+		return "", false
+	}
+	return m.address, true
+}
+
+// Outcome is one word for the operator's log: "verified"; "cancelled" when
+// the user quit; otherwise the last thing that happened: "idle" (nothing
+// requested), "sent", "wrong-code", "expired", "too-many-attempts",
+// "no-code", "limited", "delivery-failed" or "unavailable".
+func (m Model) Outcome() string { return m.outcome }
+
+// Messages. Each answer carries the id of the request it answers.
+type (
+	codeSentMsg struct {
+		id     uint64
+		ticket otp.Ticket
+		err    error
+	}
+	verifyResultMsg struct {
+		id  uint64
+		err error
+	}
+	// tickMsg drives the code screen's countdown.
+	tickMsg struct{ seq uint64 }
+	// closeMsg ends a Remote success screen.
+	closeMsg struct{ id uint64 }
+)
+
+var errNoService = errors.New("ui: no Service configured")
+
+func requestCmd(ctx context.Context, cancel context.CancelFunc, svc Service, id uint64, addr, client string) tea.Cmd {
+	return func() tea.Msg {
+		defer cancel()
+		if svc == nil {
+			return codeSentMsg{id: id, err: errNoService}
+		}
+		t, err := svc.Request(ctx, addr, client)
+		return codeSentMsg{id: id, ticket: t, err: err}
+	}
+}
+
+func verifyCmd(ctx context.Context, cancel context.CancelFunc, svc Service, id uint64, addr, code string) tea.Cmd {
+	return func() tea.Msg {
+		defer cancel()
+		if svc == nil {
+			return verifyResultMsg{id: id, err: errNoService}
+		}
+		return verifyResultMsg{id: id, err: svc.Verify(ctx, addr, code)}
+	}
+}
+
+// after delivers msg in d; it is a field so tests can fire timers
+// themselves instead of sleeping.
+func after(d time.Duration, msg tea.Msg) tea.Cmd {
+	return tea.Tick(d, func(time.Time) tea.Msg { return msg })
+}
+
+// Update implements tea.Model.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	m.clock = m.now()
+	m, cmd := m.update(msg)
+	m.syncKeys()
+	return m, cmd
+}
+
+func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.setSize(msg.Width, msg.Height)
+		return m, nil
+	case tea.BackgroundColorMsg:
+		m.setTheme(msg.IsDark())
+		return m, nil
+	case tea.KeyPressMsg:
+		if key.Matches(msg, m.keys.Quit) {
+			return m.quit()
+		}
+	case codeSentMsg:
+		return m.onCodeSent(msg)
+	case verifyResultMsg:
+		return m.onVerifyResult(msg)
+	case tickMsg:
+		return m.onTick(msg)
+	case spinner.TickMsg:
+		// Dropping the tick outside the sending screen ends its chain.
+		if m.state != stateSending {
+			return m, nil
+		}
+		var cmd tea.Cmd
+		m.spin, cmd = m.spin.Update(msg)
+		return m, cmd
+	case closeMsg:
+		if m.state == stateDone && msg.id == m.reqID {
+			return m, tea.Quit
+		}
+		return m, nil
+	}
+
+	switch m.state {
+	case stateEmail:
+		return m.updateEmail(msg)
+	case stateSending:
+		return m.updateSending(msg)
+	case stateCode:
+		return m.updateCode(msg)
+	case stateDone:
+		return m.updateDone(msg)
+	}
+	return m, nil
+}
+
+func (m *Model) setSize(w, h int) {
+	m.width, m.height = max(w, 0), max(h, 0)
+	iw := m.innerWidth()
+	m.help.SetWidth(iw)
+	m.email.SetWidth(max(iw-len(m.email.Prompt)-1, 1))
+	m.code.SetWidth(max(iw-len(m.code.Prompt)-1, 1))
+}
+
+func (m *Model) setTheme(isDark bool) {
+	m.st = theme(isDark)
+	m.email.SetStyles(m.st.input)
+	m.code.SetStyles(m.st.input)
+	m.help.Styles = m.st.help
+	m.spin.Style = m.st.spinner
+}
+
+// syncKeys enables the keys that work on the current screen, so the help bar
+// lists exactly those.
+func (m *Model) syncKeys() {
+	k := &m.keys
+	onCode := m.state == stateCode
+	k.Submit.SetEnabled(m.state == stateEmail || onCode && !m.codeDead && !m.verifying)
+	if onCode {
+		k.Submit.SetHelp("enter", "verify")
+	} else {
+		k.Submit.SetHelp("enter", "send code")
+	}
+	k.Resend.SetEnabled(onCode && !m.verifying && m.canResend())
+	switch m.state {
+	case stateEmail:
+		k.Back.SetHelp("esc", "quit")
+	case stateSending:
+		k.Back.SetHelp("esc", "cancel")
+	default:
+		k.Back.SetHelp("esc", "change address")
+	}
+	k.Back.SetEnabled(m.state != stateDone)
+	k.Close.SetEnabled(m.state == stateDone)
+}
+
+func (m Model) canResend() bool { return !m.clock.Before(m.ticket.ResendAt) }
+
+func (m Model) quit() (Model, tea.Cmd) {
+	m.dropRequest()
+	if !m.verified {
+		m.outcome = outcomeCancelled
+	}
+	return m, tea.Quit
+}
+
+// dropRequest cancels the request in flight, if any, and makes sure its
+// answer is ignored when it comes.
+func (m *Model) dropRequest() {
+	if m.cancel != nil {
+		m.cancel()
+		m.cancel = nil
+	}
+	m.reqID++
+	m.verifying = false
+}
+
+func (m *Model) newRequest() context.Context {
+	m.dropRequest()
+	ctx, cancel := context.WithTimeout(m.ctx, m.timeout)
+	m.cancel = cancel
+	return ctx
+}
+
+// startRequest asks the Service for a code for m.address.
+func (m Model) startRequest() (Model, tea.Cmd) {
+	ctx := m.newRequest()
+	m.returnTo = m.state
+	m.state = stateSending
+	m.banner = banner{}
+	// A new spinner has a new id, so ticks of an earlier one die out.
+	m.spin = spinner.New(spinner.WithSpinner(spinner.Dot), spinner.WithStyle(m.st.spinner))
+	return m, tea.Batch(m.spin.Tick, requestCmd(ctx, m.cancel, m.svc, m.reqID, m.address, m.client))
+}
+
+func (m Model) updateSending(msg tea.Msg) (Model, tea.Cmd) {
+	if k, ok := msg.(tea.KeyPressMsg); ok && key.Matches(k, m.keys.Back) {
+		m.dropRequest()
+		return m.show(m.returnTo)
+	}
+	return m, nil
+}
+
+// show switches to the email or code screen.
+func (m Model) show(s state) (Model, tea.Cmd) {
+	m.state = s
+	if s == stateEmail {
+		m.code.Blur()
+		m.email.Focus()
+		return m, nil
+	}
+	m.email.Blur()
+	if m.codeDead {
+		m.code.Blur()
+	} else {
+		m.code.Focus()
+	}
+	m.tickSeq++ // any tick still in flight belongs to an old chain
+	return m, m.nextTick()
+}
+
+func (m Model) onCodeSent(msg codeSentMsg) (Model, tea.Cmd) {
+	if msg.id != m.reqID || m.state != stateSending {
+		return m, nil // answer to a request the user walked away from
+	}
+	m.cancel = nil
+	if msg.err != nil {
+		return m.requestFailed(msg.err)
+	}
+	t := msg.ticket
+	resent := m.returnTo == stateCode && !t.AlreadySent
+	m.ticket = t
+	if t.Address != "" {
+		m.address = t.Address
+	}
+	m.alreadySent = t.AlreadySent
+	m.codeDead = false
+	m.code.Reset()
+	m.outcome = outcomeSent
+	m.logInfo("code requested", "already_sent", t.AlreadySent, "maybe_sent", t.MaybeSent)
+	switch {
+	case t.MaybeSent:
+		m.banner = banner{toneInfo, "The mail server did not confirm delivery; if no code arrives, resend."}
+	case resent:
+		m.banner = banner{toneInfo, "A new code is on its way; the previous one no longer works."}
+	}
+	return m.show(stateCode)
+}
+
+// requestFailed turns a Request error into words and goes back to the
+// screen the request came from (the email screen if the address is bad).
+func (m Model) requestFailed(err error) (Model, tea.Cmd) {
+	back := m.returnTo
+	var (
+		ae *otp.AddressError
+		le *otp.LimitError
+		de *otp.DeliveryError
+	)
+	switch {
+	case errors.As(err, &ae):
+		// The service's own check disagreed with ours; show its reason
+		// where the typed address is.
+		back = stateEmail
+		m.emailErr, m.emailTried = err, true
+	case errors.As(err, &le):
+		m.outcome = outcomeLimited
+		m.banner = banner{toneFailure, m.limitText(le)}
+	case errors.As(err, &de) && de.AddressRejected:
+		m.outcome = outcomeDelivery
+		back = stateEmail
+		m.banner = banner{toneFailure, "We could not send to that address. Check it and try again."}
+	case errors.As(err, &de):
+		m.outcome = outcomeDelivery
+		m.banner = banner{toneFailure, "Mail is not working right now. Try again later."}
+	default:
+		m.outcome = outcomeUnavailable
+		m.banner = banner{toneFailure, "Service temporarily unavailable, try again."}
+	}
+	m.logWarn("code request failed", err)
+	return m.show(back)
+}
+
+// limitText says which limit refused and when to come back.
+func (m Model) limitText(le *otp.LimitError) string {
+	var what string
+	switch le.Kind {
+	case otp.LimitResend:
+		what = "Please wait before asking for another code."
+	case otp.LimitAddress:
+		what = "Too many codes for this address."
+	case otp.LimitClient:
+		what = "Too many codes from this connection."
+	case otp.LimitFailures:
+		what = "Too many wrong codes for this address."
+	default:
+		what = "The service is busy."
+	}
+	if !le.RetryAt.After(m.clock) {
+		return what + " Try again now."
+	}
+	at := le.RetryAt.In(m.clock.Location()).Format("15:04")
+	return what + " Try again at " + at + " (in " + inWords(le.RetryAt.Sub(m.clock)) + ")."
+}
+
+func (m Model) logInfo(msg string, kv ...any) {
+	if m.logger == nil {
+		return
+	}
+	m.logger.Info(msg, append([]any{"addr", mask.Address(m.address), "client", m.client}, kv...)...)
+}
+
+// logWarn logs err with the address masked wherever it appears, since SMTP
+// replies often echo it.
+func (m Model) logWarn(msg string, err error) {
+	if m.logger == nil {
+		return
+	}
+	m.logger.Warn(msg, "addr", mask.Address(m.address), "client", m.client,
+		"err", mask.In(err.Error(), m.address))
+}
