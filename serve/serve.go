@@ -1,0 +1,335 @@
+// Package serve runs the otplogin demo over SSH: one bubbletea program per
+// session, behind the limits a server exposed to the internet needs.
+//
+// Anyone may connect with any user name and no password; the one-time code
+// is the login. The SSH source address (see ClientKey) is the client
+// identity for both the connection limits here and the otp per-client
+// limits. Abuse limits, from the outside in:
+//
+//   - before the handshake: a per-client connection rate and connection caps
+//     (refused connections are closed at once, costing no key exchange);
+//   - a deadline on the handshake, an idle timeout and an absolute timeout;
+//   - one session per connection, a per-client and a global session cap
+//     (refused sessions get one polite line and exit status 1);
+//   - a bound on the bytes a connection may send, and a tighter one on the
+//     terminal input a session's program reads.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"charm.land/log/v2"
+	"charm.land/ssh"
+	"charm.land/wish/v2"
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/time/rate"
+)
+
+// Config configures a Server. Zero fields take the defaults named below.
+type Config struct {
+	// Listen is the address ListenAndServe listens on (127.0.0.1:23234).
+	Listen string
+	// HostKeyPath is the host key file; see LoadHostKey (otplogin_host_key).
+	HostKeyPath string
+
+	// MaxSessions caps live sessions on the server (1000). Connections are
+	// capped a little higher so that a refused client can be told why.
+	MaxSessions int
+	// MaxSessionsPerClient caps live sessions per client (10); live
+	// connections per client are capped at twice that.
+	MaxSessionsPerClient int
+	// ConnRate and ConnBurst limit new connections per client (1/s, 10).
+	ConnRate  rate.Limit
+	ConnBurst int
+
+	// HandshakeTimeout bounds the SSH handshake (10s); IdleTimeout closes a
+	// connection with no traffic either way (5m); MaxTimeout closes any
+	// connection (30m).
+	HandshakeTimeout, IdleTimeout, MaxTimeout time.Duration
+	// MaxInputBytes bounds the terminal input one session's program reads
+	// (64 KiB, far more than a login needs). A session that sends more is
+	// closed: a pasted megabyte would otherwise be buffered and parsed.
+	MaxInputBytes int64
+	// MaxConnBytes bounds all bytes one connection may send, SSH framing
+	// included (4 MiB). It stops floods the program never sees, such as
+	// endless environment requests, which the SSH layer keeps in memory.
+	MaxConnBytes int64
+	// ShutdownGrace is how long live sessions may go on after shutdown
+	// starts (10s).
+	ShutdownGrace time.Duration
+	// FPS is the renderer's frame rate per session (20). Each live program
+	// wakes up this often even when idle, so it sets the idle CPU cost.
+	FPS int
+
+	// Logger gets the operator's log (log.Default()). It never gets a code.
+	Logger *log.Logger
+	// NewModel makes the model for one session; client is ClientKey of the
+	// session's source address. Required.
+	NewModel func(sess ssh.Session, client string) tea.Model
+	// Now is the clock for the connection rate limits (time.Now).
+	Now func() time.Time
+}
+
+// DefaultListen is where ListenAndServe listens when Config.Listen is empty.
+const DefaultListen = "127.0.0.1:23234"
+
+func (c Config) withDefaults() (Config, error) {
+	setDefault(&c.Listen, DefaultListen)
+	setDefault(&c.HostKeyPath, "otplogin_host_key")
+	setDefault(&c.MaxSessions, 1000)
+	setDefault(&c.MaxSessionsPerClient, 10)
+	setDefault(&c.ConnRate, 1)
+	setDefault(&c.ConnBurst, 10)
+	setDefault(&c.HandshakeTimeout, 10*time.Second)
+	setDefault(&c.IdleTimeout, 5*time.Minute)
+	setDefault(&c.MaxTimeout, 30*time.Minute)
+	setDefault(&c.MaxInputBytes, 64<<10)
+	setDefault(&c.MaxConnBytes, 4<<20)
+	setDefault(&c.ShutdownGrace, 10*time.Second)
+	setDefault(&c.FPS, 20)
+	if c.Logger == nil {
+		c.Logger = log.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	switch {
+	case c.NewModel == nil:
+		return c, errors.New("serve: Config.NewModel is required")
+	case c.MaxSessions < 0, c.MaxSessionsPerClient < 0, c.ConnBurst < 0, c.ConnRate < 0:
+		return c, errors.New("serve: session and connection limits must not be negative")
+	case c.HandshakeTimeout < 0, c.IdleTimeout < 0, c.MaxTimeout < 0, c.ShutdownGrace < 0:
+		return c, errors.New("serve: timeouts must not be negative")
+	case c.MaxInputBytes < 0, c.MaxConnBytes < 0:
+		return c, errors.New("serve: input bounds must not be negative")
+	case c.FPS < 0 || c.FPS > 120:
+		return c, errors.New("serve: FPS must be within 1..120")
+	}
+	return c, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// ShutdownMsg is sent to every live session's program when the server starts
+// to shut down. A model may tell its user; at Deadline the server quits the
+// program anyway and prints a line saying why.
+type ShutdownMsg struct {
+	Deadline time.Time
+}
+
+// Server is the SSH server. Make one with New and run it with Serve or
+// ListenAndServe; it cannot be restarted.
+type Server struct {
+	cfg     Config
+	log     *log.Logger
+	ssh     *ssh.Server
+	lim     *limiter
+	hostKey gossh.PublicKey
+
+	served    atomic.Bool
+	addr      atomic.Value  // net.Addr, once serving
+	stopping  chan struct{} // closed when shutdown starts
+	graceOver chan struct{} // closed when ShutdownGrace has passed
+	deadline  time.Time     // set before stopping is closed
+	handlers  sync.WaitGroup
+
+	sessionsTotal atomic.Int64
+	refused       atomic.Int64
+}
+
+// New checks cfg, loads or creates the host key and returns a Server.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	signer, err := LoadHostKey(cfg.HostKeyPath)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		lim:       newLimiter(cfg),
+		hostKey:   signer.PublicKey(),
+		stopping:  make(chan struct{}),
+		graceOver: make(chan struct{}),
+	}
+	// With no auth handler the server sets NoClientAuth: the "none" method
+	// that OpenSSH tries first succeeds, so nobody is asked for a password
+	// and no public key is collected.
+	s.ssh, err = wish.NewServer(
+		func(srv *ssh.Server) error { srv.AddHostKey(signer); return nil },
+		wish.WithVersion("otplogin"),
+		wish.WithIdleTimeout(cfg.IdleTimeout),
+		wish.WithMaxTimeout(cfg.MaxTimeout),
+		func(srv *ssh.Server) error {
+			srv.HandshakeTimeout = cfg.HandshakeTimeout
+			srv.ConnCallback = s.admitConn
+			srv.Handler = s.handleSession
+			srv.ChannelHandlers = map[string]ssh.ChannelHandler{"session": s.sessionChannel}
+			return nil
+		},
+	)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return s, nil
+}
+
+// HostKey returns the server's public host key, e.g. for its fingerprint.
+func (s *Server) HostKey() gossh.PublicKey { return s.hostKey }
+
+// Addr returns the address the server listens on, or nil before Serve.
+func (s *Server) Addr() net.Addr {
+	a, _ := s.addr.Load().(net.Addr)
+	return a
+}
+
+// ListenAndServe listens on Config.Listen and calls Serve.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return s.Serve(ctx, l)
+}
+
+// Serve accepts SSH connections on l until ctx is cancelled, then shuts down
+// gracefully: it stops accepting, sends ShutdownMsg to live sessions, lets
+// them run for ShutdownGrace, quits the rest with a line saying why, closes
+// every connection and returns nil. It returns an error only if l fails.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	if !s.served.CompareAndSwap(false, true) {
+		return errors.New("serve: Serve called twice")
+	}
+	s.addr.Store(l.Addr())
+	s.log.Info("listening", "addr", l.Addr().String(),
+		"host_key", gossh.FingerprintSHA256(s.hostKey))
+	errc := make(chan error, 1)
+	go func() { errc <- s.ssh.Serve(l) }()
+	select {
+	case err := <-errc:
+		_ = s.ssh.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	_ = l.Close() // in case ssh.Serve had not registered l yet
+	s.shutdown()
+	<-errc
+	return nil
+}
+
+// farewellTime is how long quit programs get to print their last line before
+// connections are closed under them.
+const farewellTime = time.Second
+
+func (s *Server) shutdown() {
+	conns, sessions, _ := s.lim.counts()
+	s.log.Info("shutting down", "sessions", sessions, "conns", conns, "grace", s.cfg.ShutdownGrace)
+	s.deadline = time.Now().Add(s.cfg.ShutdownGrace)
+	close(s.stopping)
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	err := s.ssh.Shutdown(ctx) // closes listeners, waits for connections
+	cancel()
+	if err != nil {
+		close(s.graceOver)
+		ctx, cancel := context.WithTimeout(context.Background(), farewellTime)
+		_ = s.ssh.Shutdown(ctx)
+		cancel()
+	}
+	_ = s.ssh.Close()
+	// Session handlers end once their connection is closed; wait for them
+	// (bounded) so that nothing of this server outlives Serve.
+	done := make(chan struct{})
+	go func() { s.handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(farewellTime):
+		s.log.Warn("session handlers still running after shutdown")
+	}
+	s.log.Info("stopped")
+}
+
+// admitConn is the ConnCallback: it applies the pre-handshake limits and
+// wraps the connection to count what it sends and release its slot.
+func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) net.Conn {
+	client := ClientKey(nc.RemoteAddr())
+	if err := s.lim.admitConn(client); err != nil {
+		s.refused.Add(1)
+		// Debug: under a flood, one line per refused connection would let
+		// the attacker fill the log.
+		s.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "reason", err)
+		// RFC 4253 lets a server send lines before its version string;
+		// netcat users see it, ssh clients report a closed connection.
+		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = io.WriteString(nc, "busy: too many connections, try again in a minute\r\n")
+		return nil
+	}
+	ctx.SetValue(clientCtxKey{}, client)
+	ctx.SetValue(channelCtxKey{}, new(atomic.Bool))
+	c := &countedConn{Conn: nc, release: func() { s.lim.releaseConn(client) }}
+	c.left.Store(s.cfg.MaxConnBytes)
+	return c
+}
+
+type (
+	clientCtxKey  struct{}
+	channelCtxKey struct{}
+)
+
+// sessionChannel allows one session channel per connection, so that the
+// session caps cannot be dodged by multiplexing one connection.
+func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
+	used, _ := ctx.Value(channelCtxKey{}).(*atomic.Bool)
+	if used == nil || used.Swap(true) {
+		_ = nc.Reject(gossh.ResourceShortage, "one session per connection")
+		return
+	}
+	ssh.DefaultSessionHandler(srv, conn, nc, ctx)
+}
+
+var errConnBytes = errors.New("connection sent more than MaxConnBytes")
+
+// countedConn stops reading once the peer has sent its byte budget and
+// releases the connection's limiter slot exactly once when closed.
+type countedConn struct {
+	net.Conn
+	left    atomic.Int64
+	release func()
+	once    sync.Once
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	left := c.left.Load()
+	if left <= 0 {
+		return 0, errConnBytes
+	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left.Add(-int64(n))
+	return n, err
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}

@@ -1,0 +1,401 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/time/rate"
+)
+
+func TestSessionRunsModel(t *testing.T) {
+	ts := startServer(t, nil)
+	sess := openTerm(t, dial(t, ts.addr), 80, 24, nil)
+	ts.waitEvent(t, "size 80x24")
+	waitFor(t, sess.out, "client 127.0.0.1")
+	sess.typeText(t, "hello\r")
+	ts.waitEvent(t, "typed hello")
+	if status := sess.wait(t); status != 0 {
+		t.Errorf("exit status %d, want 0", status)
+	}
+	ts.waitStats(t, "session released", func(s Stats) bool { return s.Sessions == 0 })
+	logs := ts.logs.String()
+	for _, want := range []string{"session start", "session end", "outcome=submitted", "end=quit", "duration="} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+func TestNoPTY(t *testing.T) {
+	ts := startServer(t, nil)
+	for _, cmd := range []string{"", "ls"} {
+		t.Run(fmt.Sprintf("command %q", cmd), func(t *testing.T) {
+			sess, err := dial(t, ts.addr).NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := sess.CombinedOutput(cmd)
+			var exit *gossh.ExitError
+			if !errors.As(err, &exit) || exit.ExitStatus() != 1 {
+				t.Errorf("err = %v, want exit status 1", err)
+			}
+			if got := string(out); got != lineNoPTY+"\n" {
+				t.Errorf("output %q, want %q", got, lineNoPTY+"\n")
+			}
+		})
+	}
+}
+
+func TestWindowChangeReachesModel(t *testing.T) {
+	ts := startServer(t, nil)
+	sess := openTerm(t, dial(t, ts.addr), 80, 24, nil)
+	ts.waitEvent(t, "size 80x24")
+	if err := sess.WindowChange(40, 100); err != nil {
+		t.Fatal(err)
+	}
+	ts.waitEvent(t, "size 100x40")
+}
+
+func TestColourFollowsClient(t *testing.T) {
+	ts := startServer(t, nil)
+	for _, tc := range []struct {
+		name     string
+		env      map[string]string
+		want     string // in the first frame
+		dontWant string
+	}{
+		{"truecolor", map[string]string{"COLORTERM": "truecolor"}, "38;2;255;0;0", ""},
+		{"256 colours", nil, "38;5;", "38;2;"},
+		{"NO_COLOR", map[string]string{"NO_COLOR": "1"}, "otplogin test", "38;"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sess := openTerm(t, dial(t, ts.addr), 80, 24, tc.env)
+			waitFor(t, sess.out, "otplogin test")
+			waitFor(t, sess.out, tc.want)
+			if tc.dontWant != "" && strings.Contains(sess.out.String(), tc.dontWant) {
+				t.Errorf("output has %q:\n%q", tc.dontWant, sess.out.String())
+			}
+			sess.typeText(t, "\x03")
+			sess.wait(t)
+		})
+	}
+}
+
+func TestSessionCaps(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		global, perClient int
+		want              string
+	}{
+		{"global", 2, 10, lineBusy},
+		{"per client", 10, 2, lineClientSessions},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, func(c *Config) {
+				c.MaxSessions, c.MaxSessionsPerClient = tc.global, tc.perClient
+			})
+			for range 2 {
+				openTerm(t, dial(t, ts.addr), 80, 24, nil)
+				ts.waitEvent(t, "size 80x24")
+			}
+			extra := openTerm(t, dial(t, ts.addr), 80, 24, nil)
+			if status := extra.wait(t); status != 1 {
+				t.Errorf("exit status %d, want 1", status)
+			}
+			if got := extra.out.String(); !strings.Contains(got, tc.want) {
+				t.Errorf("output %q, want %q", got, tc.want)
+			}
+			if s := ts.Stats(); s.Sessions != 2 {
+				t.Errorf("live sessions %d, want 2", s.Sessions)
+			}
+		})
+	}
+}
+
+func TestOneSessionPerConnection(t *testing.T) {
+	ts := startServer(t, nil)
+	c := dial(t, ts.addr)
+	openTerm(t, c, 80, 24, nil)
+	ts.waitEvent(t, "size 80x24")
+	if _, err := c.NewSession(); err == nil {
+		t.Fatal("second session on one connection was accepted")
+	}
+}
+
+func TestConnectionRate(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.ConnRate, c.ConnBurst = rate.Every(time.Hour), 2
+	})
+	for i := range 2 {
+		if _, err := dialErr(ts.addr); err != nil {
+			t.Fatalf("connection %d refused: %v", i, err)
+		}
+	}
+	if c, err := dialErr(ts.addr); err == nil {
+		_ = c.Close()
+		t.Fatal("third connection in the burst was accepted")
+	}
+	if got := ts.Stats().Refused; got != 1 {
+		t.Errorf("refused = %d, want 1", got)
+	}
+}
+
+func TestHandshakeDeadline(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.HandshakeTimeout = 200 * time.Millisecond })
+	nc, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// Read the server's version line, then say nothing: the server must hang
+	// up by itself.
+	_ = nc.SetReadDeadline(time.Now().Add(waitTime))
+	buf := make([]byte, 256)
+	for {
+		if _, err := nc.Read(buf); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("server kept a silent connection open")
+			}
+			break
+		}
+	}
+	ts.waitStats(t, "connection released", func(s Stats) bool { return s.Conns == 0 })
+}
+
+func TestIdleTimeout(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.IdleTimeout = 300 * time.Millisecond })
+	sess := openTerm(t, dial(t, ts.addr), 80, 24, nil)
+	ts.waitEvent(t, "size 80x24")
+	sess.wait(t) // returns only because the server closed the idle connection
+	ts.waitStats(t, "session released", func(s Stats) bool { return s.Sessions == 0 && s.Conns == 0 })
+	waitFor(t, ts.logs, "end=disconnected")
+}
+
+func TestInputLimit(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.MaxInputBytes = 1024 })
+	sess := openTerm(t, dial(t, ts.addr), 80, 24, nil)
+	ts.waitEvent(t, "size 80x24")
+	sess.typeText(t, strings.Repeat("x", 4096))
+	if status := sess.wait(t); status != 1 {
+		t.Errorf("exit status %d, want 1", status)
+	}
+	if !strings.Contains(sess.out.String(), lineInput) {
+		t.Errorf("output lacks %q", lineInput)
+	}
+	waitFor(t, ts.logs, `end="input limit"`)
+}
+
+func TestConnectionByteLimit(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.MaxConnBytes = 64 << 10 })
+	sess, err := dial(t, ts.addr).NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The SSH layer keeps every env request until the shell starts; the
+	// byte budget is what bounds them.
+	value := strings.Repeat("v", 4<<10)
+	for i := range 1000 {
+		if err := sess.Setenv(fmt.Sprint("K", i), value); err != nil {
+			ts.waitStats(t, "connection closed", func(s Stats) bool { return s.Conns == 0 })
+			return
+		}
+	}
+	t.Fatal("server accepted 4 MiB of environment")
+}
+
+func TestClientDisconnectsMidSend(t *testing.T) {
+	ts := startServer(t, nil)
+	c := dial(t, ts.addr)
+	sess := openTerm(t, c, 80, 24, nil)
+	ts.waitEvent(t, "size 80x24")
+	go func() { // keeps sending until the connection is gone
+		for {
+			if _, err := sess.stdin.Write([]byte("abcdefgh")); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(20 * time.Millisecond) // let some input be in flight; not a timing assertion
+	_ = c.Close()
+	ts.waitStats(t, "session released", func(s Stats) bool { return s.Sessions == 0 && s.Conns == 0 })
+	waitFor(t, ts.logs, "end=disconnected")
+
+	// The server still serves others.
+	other := openTerm(t, dial(t, ts.addr), 80, 24, nil)
+	ts.waitEvent(t, "size 80x24")
+	other.typeText(t, "\r")
+	if status := other.wait(t); status != 0 {
+		t.Errorf("exit status %d, want 0", status)
+	}
+}
+
+func TestPanicEndsOnlyThatSession(t *testing.T) {
+	ts := startServer(t, nil)
+	healthy := openTerm(t, dial(t, ts.addr), 80, 24, nil)
+	ts.waitEvent(t, "size 80x24")
+	doomed := openTerm(t, dial(t, ts.addr), 80, 24, nil)
+	ts.waitEvent(t, "size 80x24")
+	doomed.typeText(t, "\x10") // ctrl+p panics in the test model
+	if status := doomed.wait(t); status != 1 {
+		t.Errorf("exit status %d, want 1", status)
+	}
+	out := doomed.out.String()
+	if !strings.Contains(out, lineError) || strings.Contains(out, "test model panic") || strings.Contains(out, "goroutine") {
+		t.Errorf("panicked session shows %q", out)
+	}
+	healthy.typeText(t, "ok\r")
+	ts.waitEvent(t, "typed ok")
+	if status := healthy.wait(t); status != 0 {
+		t.Errorf("healthy session exit status %d, want 0", status)
+	}
+	waitFor(t, ts.logs, "end=error")
+}
+
+func TestShutdownWithLiveSessions(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.ShutdownGrace = 300 * time.Millisecond })
+	var sessions []*termSession
+	for range 3 {
+		sessions = append(sessions, openTerm(t, dial(t, ts.addr), 80, 24, nil))
+		ts.waitEvent(t, "size 80x24")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- ts.stop() }()
+	for range sessions {
+		ts.waitEvent(t, "shutdown")
+	}
+	for i, s := range sessions {
+		if status := s.wait(t); status != 1 {
+			t.Errorf("session %d exit status %d, want 1", i, status)
+		}
+		if !strings.Contains(s.out.String(), lineShutdown) {
+			t.Errorf("session %d was not told: %q", i, s.out.String())
+		}
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitTime):
+		t.Fatal("Serve did not return")
+	}
+	if _, err := dialErr(ts.addr); err == nil {
+		t.Error("server still accepts connections after shutdown")
+	}
+}
+
+func TestGoroutinesReturnToBaseline(t *testing.T) {
+	ts := startServer(t, nil)
+	session := func() {
+		c, err := dialErr(ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := openTerm(t, c, 80, 24, nil)
+		ts.waitEvent(t, "size 80x24")
+		s.typeText(t, "\r")
+		s.wait(t)
+		_ = c.Close()
+		ts.waitStats(t, "connection released", func(s Stats) bool { return s.Conns == 0 })
+	}
+	session() // the first session starts process-wide helpers
+	baseline := runtime.NumGoroutine()
+	for range 5 {
+		session()
+	}
+	deadline := time.Now().Add(waitTime)
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("goroutines %d, baseline %d:\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestHostKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	path := filepath.Join(dir, "host_key")
+	first, err := LoadHostKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := first.PublicKey().Type(); got != gossh.KeyAlgoED25519 {
+		t.Errorf("key type %s, want ed25519", got)
+	}
+	for p, want := range map[string]os.FileMode{path: 0o600, dir: 0o700} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %v", p, fi.Mode().Perm(), err, want)
+		}
+	}
+	again, err := LoadHostKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := gossh.FingerprintSHA256(first.PublicKey()), gossh.FingerprintSHA256(again.PublicKey()); a != b {
+		t.Errorf("fingerprint changed across loads: %s then %s", a, b)
+	}
+}
+
+func TestHostKeyStableAcrossRestarts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "host_key")
+	var seen []string
+	for range 2 {
+		ts := startServer(t, func(c *Config) { c.HostKeyPath = path })
+		var got gossh.PublicKey
+		c, err := gossh.Dial("tcp", ts.addr, &gossh.ClientConfig{
+			HostKeyCallback: func(_ string, _ net.Addr, key gossh.PublicKey) error { got = key; return nil },
+			Timeout:         waitTime,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.Close()
+		seen = append(seen, gossh.FingerprintSHA256(got))
+		if err := ts.stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seen[0] != seen[1] {
+		t.Errorf("host key changed across restarts: %v", seen)
+	}
+}
+
+func TestBadHostKeyFile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{"garbage", []byte("not a key\n"), 0o600},
+		{"empty", nil, 0o600},
+		{"truncated", []byte("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"), 0o600},
+		{"unreadable", []byte("x"), 0o000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.mode == 0 && os.Geteuid() == 0 {
+				t.Skip("root reads any file")
+			}
+			path := filepath.Join(t.TempDir(), "host_key")
+			if err := os.WriteFile(path, tc.data, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			_, err := New(Config{HostKeyPath: path, NewModel: startServerModel})
+			if err == nil || !strings.Contains(err.Error(), path) {
+				t.Fatalf("New = %v, want an error naming %s", err, path)
+			}
+			if data, _ := os.ReadFile(path); string(data) != string(tc.data) {
+				t.Error("the bad key file was changed")
+			}
+		})
+	}
+}

@@ -1,0 +1,224 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"charm.land/log/v2"
+	"charm.land/ssh"
+	bm "charm.land/wish/v2/bubbletea"
+
+	"github.com/otplogin/otplogin/internal/mask"
+)
+
+// What a user sees when the server ends or refuses a session. Fixed lines:
+// never an error text, a code or where mail goes.
+const (
+	lineNoPTY          = "otplogin needs a terminal: connect with ssh -t (and no command)."
+	lineBusy           = "The server is busy. Please try again in a minute."
+	lineClientSessions = "Too many sessions from your address. Close one and try again."
+	lineShutdown       = "The server is shutting down. Please try again in a minute."
+	lineInput          = "Too much input; closing the session."
+	lineError          = "Sorry, something went wrong. Please try again."
+)
+
+// Outcomer is what a session's final model may implement so that the end of
+// the session is logged with its outcome (e.g. "verified", "cancelled").
+type Outcomer interface{ Outcome() string }
+
+// Addresser is what a session's final model may implement so that the end
+// of the session is logged with the email address involved, masked.
+type Addresser interface{ Address() string }
+
+// endReason says why a session's program stopped.
+type endReason int32
+
+const (
+	endQuit       endReason = iota // the program quit by itself
+	endDisconnect                  // connection closed: client, idle or max timeout
+	endShutdown                    // quit by the server at the end of the grace period
+	endInput                       // MaxInputBytes exceeded
+	endError                       // the program failed or panicked
+)
+
+func (r endReason) String() string {
+	return [...]string{"quit", "disconnected", "shutdown", "input limit", "error"}[r]
+}
+
+// handleSession runs one SSH session: it checks for a PTY and the session
+// caps, then runs a bubbletea program until it quits, the connection ends or
+// the server shuts down.
+func (s *Server) handleSession(sess ssh.Session) {
+	s.handlers.Add(1)
+	defer s.handlers.Done()
+	start := time.Now()
+	client, _ := sess.Context().Value(clientCtxKey{}).(string)
+	logger := s.log.With("session", shortID(sess.Context().SessionID()),
+		"remote", sess.RemoteAddr().String())
+	defer func() {
+		// bubbletea recovers panics in the model itself; this catches the
+		// rest (NewModel, this handler) so only this session ends.
+		if r := recover(); r != nil {
+			logger.Error("session panic", "panic", r, "stack", string(debug.Stack()))
+			refuse(sess, lineError)
+		}
+	}()
+
+	_, winch, ok := sess.Pty()
+	if !ok {
+		logger.Info("session refused", "reason", "no pty")
+		refuse(sess, lineNoPTY)
+		return
+	}
+	select {
+	case <-s.stopping:
+		refuse(sess, lineShutdown)
+		return
+	default:
+	}
+	if err := s.lim.admitSession(client); err != nil {
+		logger.Info("session refused", "reason", err.Error(), "client", client)
+		if errors.Is(err, errClientSessions) {
+			refuse(sess, lineClientSessions)
+		} else {
+			refuse(sess, lineBusy)
+		}
+		return
+	}
+	defer s.lim.releaseSession(client)
+	s.sessionsTotal.Add(1)
+	logger.Info("session start", "client", client)
+
+	in := &inputLimit{r: sess, left: s.cfg.MaxInputBytes}
+	opts := append(bm.MakeOptions(sess),
+		tea.WithInput(in),
+		// A program's own signal handler would turn the server's SIGINT
+		// into an immediate quit of every session, skipping the grace.
+		tea.WithoutSignalHandler(),
+		tea.WithFPS(s.cfg.FPS),
+	)
+	p := tea.NewProgram(s.cfg.NewModel(sess, client), opts...)
+
+	var reason atomic.Int32
+	done := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		s.watch(sess.Context(), p, winch, done, &reason)
+	}()
+	final, err := p.Run()
+	close(done)
+	<-watched
+
+	end := endReason(reason.Load())
+	switch {
+	case in.exceeded.Load():
+		end = endInput
+	case errors.Is(err, tea.ErrProgramPanic):
+		end = endError
+	case sess.Context().Err() != nil:
+		end = endDisconnect
+	case err != nil && end == endQuit:
+		end = endError
+	}
+	s.logEnd(logger, start, end, final, err)
+
+	switch end {
+	case endQuit, endDisconnect:
+		return // the SSH layer sends exit status 0 (or nobody is listening)
+	// The leading newline: the program may have left the cursor mid-line.
+	case endShutdown:
+		refuse(sess, "\n"+lineShutdown)
+	case endInput:
+		refuse(sess, "\n"+lineInput)
+	case endError:
+		refuse(sess, "\n"+lineError)
+	}
+}
+
+// watch feeds window changes and shutdown notices to p until done is closed.
+// It is the only goroutine this package adds per session.
+func (s *Server) watch(ctx context.Context, p *tea.Program, winch <-chan ssh.Window, done <-chan struct{}, reason *atomic.Int32) {
+	stopping := s.stopping
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			reason.Store(int32(endDisconnect))
+			p.Quit()
+			return
+		case w, ok := <-winch:
+			if !ok {
+				winch = nil
+				continue
+			}
+			p.Send(tea.WindowSizeMsg{Width: w.Width, Height: w.Height})
+		case <-stopping:
+			stopping = nil
+			p.Send(ShutdownMsg{Deadline: s.deadline})
+		case <-s.graceOver:
+			reason.Store(int32(endShutdown))
+			p.Quit()
+			return
+		}
+	}
+}
+
+func (s *Server) logEnd(logger *log.Logger, start time.Time, end endReason, final tea.Model, err error) {
+	kv := []any{"duration", time.Since(start).Round(time.Millisecond), "end", end.String()}
+	if o, ok := final.(Outcomer); ok {
+		kv = append(kv, "outcome", o.Outcome())
+	}
+	if a, ok := final.(Addresser); ok && a.Address() != "" {
+		kv = append(kv, "address", mask.Address(a.Address()))
+	}
+	if end == endError {
+		kv = append(kv, "err", err)
+		logger.Error("session end", kv...)
+		return
+	}
+	logger.Info("session end", kv...)
+}
+
+// refuse prints one line to the user and ends the session with status 1.
+func refuse(sess ssh.Session, line string) {
+	_, _ = fmt.Fprintln(sess.Stderr(), line)
+	_ = sess.Exit(1)
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+var errInputLimit = errors.New("session input limit reached")
+
+// inputLimit ends a session's input after a fixed number of bytes. Only the
+// program's input goroutine reads it.
+type inputLimit struct {
+	r        io.Reader
+	left     int64
+	exceeded atomic.Bool
+}
+
+func (l *inputLimit) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		l.exceeded.Store(true)
+		return 0, errInputLimit
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}

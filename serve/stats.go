@@ -1,0 +1,109 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+)
+
+// Stats is a snapshot of the server's load, for the load tool and operators.
+type Stats struct {
+	Sessions      int   `json:"sessions"`       // live sessions
+	Conns         int   `json:"conns"`          // live connections, sessions included
+	Clients       int   `json:"clients"`        // client addresses the limiter remembers
+	SessionsTotal int64 `json:"sessions_total"` // sessions started since New
+	Refused       int64 `json:"refused"`        // connections refused before the handshake
+	Goroutines    int   `json:"goroutines"`     // in the whole process
+	RSSBytes      int64 `json:"rss_bytes"`      // resident set of the process; 0 if unknown
+}
+
+// Stats returns the current Stats.
+func (s *Server) Stats() Stats {
+	conns, sessions, clients := s.lim.counts()
+	return Stats{
+		Sessions:      sessions,
+		Conns:         conns,
+		Clients:       clients,
+		SessionsTotal: s.sessionsTotal.Load(),
+		Refused:       s.refused.Load(),
+		Goroutines:    runtime.NumGoroutine(),
+		RSSBytes:      rss(),
+	}
+}
+
+// rss reads the resident set size from /proc/self/statm (Linux only).
+func rss() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b)
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(string(f[1]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+// DebugHandler serves Stats as JSON on /stats and the runtime profiles on
+// /debug/pprof/. It reveals internals: serve it on loopback only (ServeDebug).
+func (s *Server) DebugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Stats())
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// ServeDebug serves DebugHandler on addr until ctx is cancelled. addr must be
+// a loopback IP address and port (e.g. 127.0.0.1:6060): the endpoint has no
+// authentication.
+func (s *Server) ServeDebug(ctx context.Context, addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("debug address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("debug address %q: must be a loopback IP address", addr)
+	}
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("debug address: %w", err)
+	}
+	hs := &http.Server{Handler: s.DebugHandler(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("debug server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		_ = hs.Close()
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("debug server: %w", err)
+	}
+	return nil
+}
