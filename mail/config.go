@@ -66,6 +66,12 @@ type Config struct {
 	Subject string
 	// Retry bounds retries of temporary failures; zero means DefaultRetry.
 	Retry Retry
+	// MaxIdle is how many authenticated connections are kept for reuse
+	// (0: DefaultMaxIdle; negative: none, one connection per message).
+	MaxIdle int
+	// IdleTimeout is how long an unused connection is kept
+	// (0: DefaultIdleTimeout). Keep it below the server's idle timeout.
+	IdleTimeout time.Duration
 }
 
 // Configured reports whether an SMTP server was configured.
@@ -294,6 +300,9 @@ func ParseFrom(s string) (*mail.Address, error) {
 func (c Config) Validate() error {
 	if c.Timeout != 0 && (c.Timeout < MinTimeout || c.Timeout > MaxTimeout) {
 		return fmt.Errorf("%s: %s is outside %s..%s", EnvTimeout, c.Timeout, MinTimeout, MaxTimeout)
+	}
+	if c.IdleTimeout < 0 {
+		return errors.New("mail: negative IdleTimeout")
 	}
 	if strings.ContainsAny(c.Subject, "\r\n") {
 		return fmt.Errorf("%s: must be one line", EnvSubject)

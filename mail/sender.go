@@ -52,7 +52,8 @@ func (r Retry) backoff(n int) time.Duration {
 }
 
 // Sender delivers messages to one SMTP server. It is safe for concurrent use
-// and implements otp.Sender.
+// and implements otp.Sender. It keeps a few authenticated connections open
+// between sends (see Config.MaxIdle); Close ends them.
 type Sender struct {
 	addr, host         string
 	security           Security
@@ -63,6 +64,7 @@ type Sender struct {
 	tls                *tls.Config
 	timeout            time.Duration
 	retry              Retry
+	pool               pool
 }
 
 // New checks cfg and returns a Sender for it. cfg must be Configured.
@@ -122,6 +124,13 @@ func New(cfg Config) (*Sender, error) {
 		},
 		timeout: cfg.Timeout,
 		retry:   retry,
+	}
+	s.pool.max, s.pool.timeout = cfg.MaxIdle, cfg.IdleTimeout
+	if s.pool.max == 0 {
+		s.pool.max = DefaultMaxIdle
+	}
+	if s.pool.timeout == 0 {
+		s.pool.timeout = DefaultIdleTimeout
 	}
 	if s.subject == "" {
 		s.subject = DefaultSubject
@@ -186,18 +195,30 @@ func (s *Sender) deliver(ctx context.Context, m message) error {
 	}
 }
 
-// attempt delivers m over one new connection.
+// attempt delivers m over one connection, pooled or new.
 func (s *Sender) attempt(ctx context.Context, m message) error {
-	sess, err := s.dial(ctx)
+	sess, stop, err := s.open(ctx)
 	if err != nil {
 		return err
 	}
-	stop := watch(ctx, sess.nc)
-	defer stop()
 	if err := sess.transact(m); err != nil {
+		stop()
 		sess.close()
 		return err
 	}
-	sess.quit()
+	sess.sent++
+	// A session goes back to the pool only if the cancel did not fire: that
+	// would have left a deadline in the past on it.
+	if !stop() || !s.pool.put(sess) {
+		_ = sess.nc.SetDeadline(time.Now().Add(time.Second))
+		sess.quit()
+	}
+	return nil
+}
+
+// Close ends the idle connections kept for reuse. Sends after Close still
+// work but open a connection each time.
+func (s *Sender) Close() error {
+	s.pool.close()
 	return nil
 }

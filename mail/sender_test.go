@@ -46,6 +46,7 @@ func newSender(t *testing.T, cfg mail.Config) *mail.Sender {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 

@@ -13,8 +13,10 @@ import (
 
 // session is one SMTP connection, greeted, secured and authenticated.
 type session struct {
-	c  *smtp.Client
-	nc net.Conn // the TCP connection: deadlines set here cover the TLS layer
+	c         *smtp.Client
+	nc        net.Conn  // the TCP connection: deadlines set here cover the TLS layer
+	sent      int       // messages accepted on this connection
+	idleSince time.Time // when it went back to the pool
 }
 
 // stageError tags an error with the stage it happened in.
@@ -41,22 +43,39 @@ func watch(ctx context.Context, nc net.Conn) (stop func() bool) {
 	return context.AfterFunc(ctx, func() { _ = nc.SetDeadline(aLongTimeAgo) })
 }
 
-// dial opens a session: connect, (implicit TLS,) greeting, EHLO, STARTTLS,
-// EHLO, AUTH. Every step is bounded by ctx. The caller closes the session.
-func (s *Sender) dial(ctx context.Context) (*session, error) {
+// open returns a session watched by ctx (see watch): a pooled one that
+// still answers RSET, or a new one. The caller calls stop when done.
+func (s *Sender) open(ctx context.Context) (sess *session, stop func() bool, err error) {
+	for {
+		sess := s.pool.get()
+		if sess == nil {
+			break
+		}
+		stop := watch(ctx, sess.nc)
+		// RSET checks that the server has not dropped the idle connection,
+		// before anything of this message is at stake.
+		if err := sess.c.Reset(); err == nil {
+			return sess, stop, nil
+		}
+		stop()
+		sess.close()
+		if expired(ctx) {
+			return nil, nil, fail(StageConnect, ctx.Err())
+		}
+	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", s.addr)
 	if err != nil {
-		return nil, fail(StageConnect, err)
+		return nil, nil, fail(StageConnect, err)
 	}
-	stop := watch(ctx, nc)
-	defer stop()
-	sess, err := s.handshake(ctx, nc)
+	stop = watch(ctx, nc)
+	sess, err = s.handshake(ctx, nc)
 	if err != nil {
+		stop()
 		nc.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return sess, nil
+	return sess, stop, nil
 }
 
 func (s *Sender) handshake(ctx context.Context, nc net.Conn) (*session, error) {

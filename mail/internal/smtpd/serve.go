@@ -125,6 +125,20 @@ func (r *Running) Connections() int {
 	return r.ln.n
 }
 
+// DropConns closes every open connection but keeps listening, as a server
+// dropping idle clients does.
+func (r *Running) DropConns() {
+	r.ln.mu.Lock()
+	conns := make([]*Conn, 0, len(r.ln.conns))
+	for c := range r.ln.conns {
+		conns = append(conns, c)
+	}
+	r.ln.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
 // Done is closed when Close starts; handlers that block (test stalls)
 // must give up when it is.
 func (r *Running) Done() <-chan struct{} { return r.done }

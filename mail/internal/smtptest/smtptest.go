@@ -144,6 +144,10 @@ func (s *Server) Addr() string { return s.run.Addr().String() }
 // Connections is the number of TCP connections accepted.
 func (s *Server) Connections() int { return s.run.Connections() }
 
+// DropConns closes every client connection, as a server that drops idle
+// clients does; the server keeps listening.
+func (s *Server) DropConns() { s.run.DropConns() }
+
 // MailCommands is the number of MAIL commands received, accepted or not.
 func (s *Server) MailCommands() int {
 	s.mu.Lock()
