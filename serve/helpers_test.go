@@ -15,7 +15,6 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"charm.land/log/v2"
-	"charm.land/ssh"
 	gossh "golang.org/x/crypto/ssh"
 )
 
@@ -80,8 +79,8 @@ func (m testModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		m.w, m.h = msg.Width, msg.Height
 		m.emit(fmt.Sprintf("size %dx%d", m.w, m.h))
-	case ShutdownMsg:
-		m.notice = "server is shutting down"
+	case interface{ Notice() string }: // as a model that does not import serve would
+		m.notice = msg.Notice()
 		m.emit("shutdown")
 	case tea.KeyPressMsg:
 		switch msg.String() {
@@ -124,8 +123,8 @@ func startServer(t *testing.T, mutate func(*Config)) *testServer {
 		HostKeyPath:   filepath.Join(t.TempDir(), "host_key"),
 		Logger:        log.NewWithOptions(ts.logs, log.Options{Level: log.DebugLevel}),
 		ShutdownGrace: time.Second,
-		NewModel: func(_ ssh.Session, client string) tea.Model {
-			return testModel{events: ts.events, client: client}
+		NewModel: func(s Session) tea.Model {
+			return testModel{events: ts.events, client: s.Client}
 		},
 	}
 	if mutate != nil {
@@ -276,4 +275,4 @@ func (s *termSession) wait(t *testing.T) int {
 }
 
 // startServerModel is a NewModel for servers whose sessions the test ignores.
-func startServerModel(ssh.Session, string) tea.Model { return testModel{} }
+func startServerModel(Session) tea.Model { return testModel{} }

@@ -71,9 +71,8 @@ type Config struct {
 
 	// Logger gets the operator's log (log.Default()). It never gets a code.
 	Logger *log.Logger
-	// NewModel makes the model for one session; client is ClientKey of the
-	// session's source address. Required.
-	NewModel func(sess ssh.Session, client string) tea.Model
+	// NewModel makes the model for one session. Required.
+	NewModel func(Session) tea.Model
 	// Now is the clock for the connection rate limits (time.Now).
 	Now func() time.Time
 }
@@ -123,11 +122,29 @@ func setDefault[T comparable](v *T, def T) {
 	}
 }
 
+// Session is what NewModel gets to build one session's model.
+type Session struct {
+	ssh.Session
+	// Client is ClientKey of the source address: the identity for the otp
+	// per-client limits.
+	Client string
+	// Logger is the server's logger with this session's id and remote
+	// address, so that the model's log lines match the session's.
+	Logger *log.Logger
+}
+
 // ShutdownMsg is sent to every live session's program when the server starts
-// to shut down. A model may tell its user; at Deadline the server quits the
+// to shut down. A model may show Notice; at Deadline the server quits the
 // program anyway and prints a line saying why.
 type ShutdownMsg struct {
 	Deadline time.Time
+}
+
+// Notice is a line for the user. A model can show it by matching
+// interface{ Notice() string }, without importing this package.
+func (m ShutdownMsg) Notice() string {
+	return fmt.Sprintf("The server is shutting down: please finish within %s.",
+		max(time.Until(m.Deadline).Round(time.Second), time.Second))
 }
 
 // Server is the SSH server. Make one with New and run it with Serve or

@@ -32,9 +32,9 @@ const (
 // the session is logged with its outcome (e.g. "verified", "cancelled").
 type Outcomer interface{ Outcome() string }
 
-// Addresser is what a session's final model may implement so that the end
-// of the session is logged with the email address involved, masked.
-type Addresser interface{ Address() string }
+// Verifier is what a session's final model may implement so that the end of
+// a successful session is logged with the verified address, masked.
+type Verifier interface{ Verified() (address string, ok bool) }
 
 // endReason says why a session's program stopped.
 type endReason int32
@@ -103,7 +103,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 		tea.WithoutSignalHandler(),
 		tea.WithFPS(s.cfg.FPS),
 	)
-	p := tea.NewProgram(s.cfg.NewModel(sess, client), opts...)
+	p := tea.NewProgram(s.cfg.NewModel(Session{Session: sess, Client: client, Logger: logger}), opts...)
 
 	var reason atomic.Int32
 	done := make(chan struct{})
@@ -176,8 +176,10 @@ func (s *Server) logEnd(logger *log.Logger, start time.Time, end endReason, fina
 	if o, ok := final.(Outcomer); ok {
 		kv = append(kv, "outcome", o.Outcome())
 	}
-	if a, ok := final.(Addresser); ok && a.Address() != "" {
-		kv = append(kv, "address", mask.Address(a.Address()))
+	if v, ok := final.(Verifier); ok {
+		if addr, ok := v.Verified(); ok {
+			kv = append(kv, "address", mask.Address(addr))
+		}
 	}
 	if end == endError {
 		kv = append(kv, "err", err)
