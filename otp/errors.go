@@ -46,12 +46,24 @@ func (e *CodeError) Error() string { return fmt.Sprintf("code must be %d digits"
 func (e *CodeError) Is(target error) bool { return target == ErrInvalidCode }
 
 // WrongCodeError: the code did not match; AttemptsLeft more are allowed.
+// When AttemptsLeft is 0 this miss used the code's last attempt, the code is
+// dead, and errors.Is(err, ErrTooManyAttempts) holds as well.
 type WrongCodeError struct {
 	AttemptsLeft int
 }
 
 func (e *WrongCodeError) Error() string {
+	if e.AttemptsLeft <= 0 {
+		return "incorrect code, no attempts left"
+	}
 	return fmt.Sprintf("incorrect code, %d attempts left", e.AttemptsLeft)
+}
+
+// Is makes errors.Is(err, ErrTooManyAttempts) hold for the miss that killed
+// the code, so a caller that only checks ErrTooManyAttempts still learns the
+// code is dead.
+func (e *WrongCodeError) Is(target error) bool {
+	return target == ErrTooManyAttempts && e.AttemptsLeft <= 0
 }
 
 // LimitKind names the limit that refused a call.

@@ -1,9 +1,12 @@
 package otp
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Limits are the rules a Service enforces. DefaultLimits gives safe values;
-// Config.validate rejects values outside safe bounds.
+// New fills zero fields from it and rejects values outside safe bounds.
 type Limits struct {
 	// MaxAttempts is the number of attempts one code allows; after that the
 	// code is dead and a new one must be requested.
@@ -12,7 +15,8 @@ type Limits struct {
 	// a new code does not reset it (NIST SP 800-63B rev 4).
 	FailureBudget int
 	FailureWindow time.Duration
-	// ResendCooldown is the wait between two codes for one address.
+	// ResendCooldown is the wait between two codes for one address. It may
+	// not exceed the code TTL.
 	ResendCooldown time.Duration
 	// AddressIssues codes per IssueWindow for one address.
 	AddressIssues int
@@ -20,11 +24,12 @@ type Limits struct {
 	// address, or "local").
 	ClientIssues int
 	IssueWindow  time.Duration
-	// MaxPending caps the live codes a store holds across all addresses.
+	// MaxPending caps the unexpired codes a store holds across all
+	// addresses.
 	MaxPending int
 }
 
-// DefaultLimits are the limits used when Config.Limits is zero.
+// DefaultLimits are the limits used for zero fields of Config.Limits.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxAttempts:    5,
@@ -36,4 +41,49 @@ func DefaultLimits() Limits {
 		IssueWindow:    time.Hour,
 		MaxPending:     100_000,
 	}
+}
+
+// fill replaces zero fields with defaults and checks each against bounds
+// that keep a 6-digit code unguessable and the store bounded.
+func (l *Limits) fill(ttl time.Duration) error {
+	d := DefaultLimits()
+	ints := []struct {
+		name     string
+		v        *int
+		def      int
+		min, max int
+	}{
+		{"MaxAttempts", &l.MaxAttempts, d.MaxAttempts, 1, 10},
+		{"FailureBudget", &l.FailureBudget, d.FailureBudget, 1, 100},
+		{"AddressIssues", &l.AddressIssues, d.AddressIssues, 1, 100},
+		{"ClientIssues", &l.ClientIssues, d.ClientIssues, 1, 100_000},
+		{"MaxPending", &l.MaxPending, d.MaxPending, 1, 10_000_000},
+	}
+	for _, f := range ints {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+		if *f.v < f.min || *f.v > f.max {
+			return fmt.Errorf("otp: Limits.%s must be %d..%d, got %d", f.name, f.min, f.max, *f.v)
+		}
+	}
+	durs := []struct {
+		name     string
+		v        *time.Duration
+		def      time.Duration
+		min, max time.Duration
+	}{
+		{"FailureWindow", &l.FailureWindow, d.FailureWindow, time.Minute, 24 * time.Hour},
+		{"IssueWindow", &l.IssueWindow, d.IssueWindow, time.Minute, 24 * time.Hour},
+		{"ResendCooldown", &l.ResendCooldown, min(d.ResendCooldown, ttl), time.Second, ttl},
+	}
+	for _, f := range durs {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+		if *f.v < f.min || *f.v > f.max {
+			return fmt.Errorf("otp: Limits.%s must be %v..%v, got %v", f.name, f.min, f.max, *f.v)
+		}
+	}
+	return nil
 }

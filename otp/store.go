@@ -5,10 +5,16 @@ import (
 	"time"
 )
 
+// ExpiredRetention is how long after ExpiresAt a store keeps reporting
+// ErrExpired for a code (so the user reads "expired", not "no code"); after
+// that it may forget the code and report ErrNoCode.
+const ExpiredRetention = 15 * time.Minute
+
 // Pending is one issued code as a Store keeps it. It never holds the code,
 // only its HMAC.
 type Pending struct {
-	// Hash is HMAC-SHA256(server key, normalised address, code).
+	// Hash is HMAC-SHA256(server key, address key || 0x00 || code), always
+	// 32 bytes.
 	Hash []byte
 	// IssuedAt is when the code was issued; ExpiresAt when it stops
 	// verifying; ResendAt when a new code may replace it.
@@ -33,36 +39,61 @@ type IssueResult struct {
 // is one atomic step, so that limits hold when many goroutines, processes or
 // replicas share a store: a Redis store implements each method as one
 // server-side script. A Store compares no codes; the Service does that in
-// constant time.
+// constant time. The conformance suite in otp/storetest pins these rules.
+//
+// Keys: addr is the Service's key for an address (the normalised address,
+// lower-cased); client is an opaque client identity. Stores treat both as
+// opaque strings.
+//
+// Time: every rule is decided with the now passed in, never a store's own
+// clock, and times are kept to at least millisecond precision. A store may
+// use real TTLs only to collect garbage, computed from differences of passed
+// times (e.g. ExpiresAt+ExpiredRetention-now), so that state is never
+// dropped while a rule can still read it.
+//
+// Counters are fixed windows: a window opens at the first event counted
+// after the previous window ended, and lasts the limit's window; a capped
+// call reports RetryAt = window start + window. A refused call (any error,
+// or Existing) charges nothing.
 //
 // Stores return the package's typed errors (ErrNoCode, ErrExpired,
 // ErrTooManyAttempts, *LimitError) for rule outcomes and wrap anything else
 // (a lost connection) so that errors.Is(err, ErrUnavailable) holds.
 type Store interface {
 	// Issue applies the issue-time rules for addr and client at now, in
-	// order: the address failure budget (*LimitError LimitFailures); a live
-	// code inside its cooldown (returned as Existing, nothing changes); a
-	// dead code inside its cooldown (*LimitError LimitResend); the
-	// per-address and per-client issue caps (LimitAddress, LimitClient); the
-	// global cap on pending codes (LimitBusy, never evicting a live code).
-	// If all allow, p replaces any previous code for addr and both issue
-	// counters are charged.
+	// order, stopping at the first that refuses:
+	//  1. the address failure budget is spent: *LimitError LimitFailures;
+	//  2. a live code (see Pending.Live) is inside its cooldown
+	//     (now < ResendAt): it is returned as Existing and nothing changes;
+	//  3. a dead code is inside its cooldown: *LimitError LimitResend with
+	//     RetryAt = its ResendAt;
+	//  4. the per-address, then the per-client issue cap: LimitAddress,
+	//     LimitClient;
+	//  5. the global cap: MaxPending unexpired codes (now < ExpiresAt) are
+	//     held, not counting one addr already holds (a replacement needs no
+	//     new slot): LimitBusy, RetryAt no later than when the earliest of
+	//     them expires. A live code is never evicted.
+	// If all allow, p replaces any previous code for addr (with Attempts 0)
+	// and both issue counters are charged.
 	Issue(ctx context.Context, addr, client string, p Pending, now time.Time, lim Limits) (IssueResult, error)
 
-	// Attempt charges one attempt against addr's pending code and one
-	// failure against addr's failure budget, then returns the code as stored
-	// (Attempts includes this attempt) for the caller to compare. It returns
-	// ErrNoCode, ErrExpired, ErrTooManyAttempts (the code is dead and nothing
-	// is charged) or a *LimitError LimitFailures when the budget is spent.
+	// Attempt checks, in order: no code for addr (ErrNoCode); the code has
+	// expired, now >= ExpiresAt (ErrExpired); it has used all MaxAttempts
+	// (ErrTooManyAttempts); the address failure budget is spent (*LimitError
+	// LimitFailures). Those charge nothing. Otherwise it charges one attempt
+	// against the code and one failure against the budget, and returns the
+	// code as stored (Attempts includes this attempt) for the caller to
+	// compare. A refused Attempt for an unknown addr creates no state.
 	Attempt(ctx context.Context, addr string, now time.Time, lim Limits) (Pending, error)
 
-	// Consume removes addr's pending code if its hash is still hash and
-	// refunds the failure charged by the matching Attempt. It reports whether
-	// this call removed it: of many callers with the right code exactly one
-	// wins.
+	// Consume removes addr's pending code if its hash is still hash and then
+	// refunds one failure from the budget (never below zero). It reports
+	// whether this call removed it: of many callers with the right hash
+	// exactly one wins. The attempt counters of a removed code go with it.
 	Consume(ctx context.Context, addr string, hash []byte) (bool, error)
 
 	// Discard removes addr's pending code if its hash is still hash; used
-	// when delivery failed for certain. Issue counters are not refunded.
+	// when delivery failed for certain. Issue counters are not refunded; the
+	// cooldown goes with the code.
 	Discard(ctx context.Context, addr string, hash []byte) error
 }
