@@ -175,7 +175,7 @@ func (m Model) codeView() []section {
 		if !m.canResend() {
 			next = "resend in " + inWords(m.ticket.ResendAt.Sub(m.clock))
 		}
-		secs = append(secs, section{m.bannerView(banner{toneInfo,
+		secs = append(secs, spacer(), section{m.bannerView(banner{toneInfo,
 			"A code was already sent at " + at + "; enter it, or " + next + "."}), prioBanner})
 	}
 	return secs

@@ -26,16 +26,10 @@ func (m Model) updateEmail(msg tea.Msg) (Model, tea.Cmd) {
 			return m.submitEmail()
 		}
 		if msg.Text != "" {
-			// The textinput drops C0/C1 controls itself; clean also drops
-			// the format characters it lets through.
-			text, removed := clean(msg.Text)
-			if removed {
-				m.notice = "Removed characters that cannot be part of an address."
-			}
-			if text == "" {
+			if _, removed := clean(msg.Text); removed {
+				m.refuse("Typed", msg.Text)
 				return m, nil
 			}
-			msg.Text = text
 		}
 		var cmd tea.Cmd
 		m.email, cmd = m.email.Update(msg)
@@ -47,24 +41,26 @@ func (m Model) updateEmail(msg tea.Msg) (Model, tea.Cmd) {
 	return m, nil
 }
 
-// pasteEmail inserts a paste after making it safe and short enough, and
-// says what it had to change.
+// pasteEmail inserts a paste, trimmed and cut to the input's limit. A paste
+// with characters that cannot be shown safely (escape sequences, other
+// controls, bidi overrides, invalid UTF-8) is refused whole: repairing it
+// would send an address the user never saw.
 func (m *Model) pasteEmail(content string) {
 	long := len(content) > maxPasteBytes
 	if long {
 		content = content[:maxPasteBytes]
 	}
 	text, removed := clean(content)
+	if removed {
+		m.refuse("Pasted", content)
+		return
+	}
 	text = strings.TrimSpace(text) // a copied line often ends in a newline
 	room := m.email.CharLimit - utf8.RuneCountInString(m.email.Value())
 	text, cut := firstRunes(text, room)
-	switch {
-	case long || cut:
+	m.notice = ""
+	if long || cut {
 		m.notice = fmt.Sprintf("The pasted text was too long; only the first %d characters were kept.", m.email.CharLimit)
-	case removed:
-		m.notice = "Removed control characters from the pasted text."
-	default:
-		m.notice = ""
 	}
 	if text != "" {
 		m.email, _ = m.email.Update(tea.PasteMsg{Content: text})
@@ -72,6 +68,17 @@ func (m *Model) pasteEmail(content string) {
 	m.emailEdited()
 	// A paste is a finished answer, not one typed halfway: judge it now.
 	m.emailTried = true
+}
+
+// refuse leaves the input as it was and says why, in the words otp uses
+// for an address with the same problem.
+func (m *Model) refuse(how, raw string) {
+	reason := "contains control characters"
+	var ae *otp.AddressError
+	if _, err := otp.NormalizeAddress(strings.TrimSpace(raw)); errors.As(err, &ae) {
+		reason = ae.Reason
+	}
+	m.notice = how + " text ignored: it " + safe(reason) + "."
 }
 
 // emailEdited re-validates after every change; the message shows only after
@@ -129,7 +136,7 @@ func (m Model) emailView() []section {
 		secs = append(secs, section{m.st.hint.Render("✗ " + p), prioHint})
 	}
 	if m.notice != "" {
-		secs = append(secs, section{m.st.faint.Render(m.notice), prioHint})
+		secs = append(secs, section{m.st.hint.Render(m.notice), prioHint})
 	}
 	return secs
 }

@@ -59,7 +59,7 @@ func (m Model) View() tea.View {
 		secs = append(secs,
 			section{m.st.title.Render("Sending your code"), prioTitle},
 			spacer(),
-			section{m.spin.View() + " Sending a code to " + m.shownAddress() + "…", prioInput})
+			section{m.spin.View() + "Sending a code to " + m.shownAddress() + "…", prioInput})
 	case stateCode:
 		secs = append(secs, m.codeView()...)
 	case stateDone:
@@ -111,9 +111,11 @@ func (m Model) frame() (w, h, padX, padY int) {
 	return w, h, 0, 0
 }
 
-// layout wraps the sections to the window, drops the least important ones
-// until the rest fit its height, and cuts every line to its width: no line
-// is ever wider or taller than the window, whatever the text.
+// layout fits the sections to the window. It wraps them to its width and
+// drops the least important ones (spacing, help, explanations) until they
+// fit its height; if that is not enough it stops wrapping, giving each
+// section one line, and keeps dropping. Every line is cut to the width last,
+// so no line is ever wider or taller than the window, whatever the text.
 func (m Model) layout(secs []section) string {
 	w, h, padX, padY := m.frame()
 	iw, ih := max(w-2*padX, 1), max(h-padY, 1)
@@ -128,18 +130,16 @@ func (m Model) layout(secs []section) string {
 		blocks[i] = strings.Split(text, "\n")
 		total += len(blocks[i])
 	}
-	for total > ih {
-		drop := -1
+	total = dropUntil(secs, blocks, total, ih, prioTitle)
+	if total > ih {
+		total = 0
 		for i, s := range secs {
-			if blocks[i] != nil && (drop < 0 || s.prio <= secs[drop].prio) {
-				drop = i // the last of the least important
+			if blocks[i] != nil {
+				blocks[i] = strings.Split(s.text, "\n")[:1]
+				total++
 			}
 		}
-		if drop < 0 || secs[drop].prio == prioInput {
-			break
-		}
-		total -= len(blocks[drop])
-		blocks[drop] = nil
+		dropUntil(secs, blocks, total, ih, prioInput)
 	}
 
 	var b strings.Builder
@@ -162,6 +162,25 @@ func (m Model) layout(secs []section) string {
 		}
 	}
 	return b.String()
+}
+
+// dropUntil removes the least important blocks below priority limit, the
+// lowest ones first, until total lines fit in h; it returns the new total.
+func dropUntil(secs []section, blocks [][]string, total, h, limit int) int {
+	for total > h {
+		drop := -1
+		for i, s := range secs {
+			if blocks[i] != nil && s.prio < limit && (drop < 0 || s.prio <= secs[drop].prio) {
+				drop = i // the last of the least important
+			}
+		}
+		if drop < 0 {
+			break
+		}
+		total -= len(blocks[drop])
+		blocks[drop] = nil
+	}
+	return total
 }
 
 func (m Model) updateDone(msg tea.Msg) (Model, tea.Cmd) {

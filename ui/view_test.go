@@ -1,0 +1,187 @@
+package ui
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"charm.land/bubbles/v2/spinner"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/teatest/v2"
+
+	"github.com/otplogin/otplogin/otp"
+)
+
+// checkFits fails unless view is at most w cells wide and h lines tall.
+func checkFits(t *testing.T, view string, w, h int) {
+	t.Helper()
+	lines := strings.Split(view, "\n")
+	if len(lines) > h {
+		t.Errorf("%dx%d: view has %d lines:\n%s", w, h, len(lines), ansi.Strip(view))
+	}
+	for i, l := range lines {
+		if lw := ansi.StringWidth(l); lw > w {
+			t.Errorf("%dx%d: line %d is %d wide: %q", w, h, i, lw, ansi.Strip(l))
+		}
+	}
+}
+
+// screens puts a model on each screen, with the longest texts it can show.
+func screens(t *testing.T) map[string]*driver {
+	t.Helper()
+	out := map[string]*driver{}
+	opts := Options{DevOutbox: "/home/someone/with/a/very/long/path/to/the/otplogin/dev/outbox"}
+	longAddr := strings.Repeat("l", 64) + "@" + strings.Repeat("d", 60) + ".example.com"
+
+	e := newEnv(t, otp.Config{})
+	d := newDriver(t, e.options(opts))
+	d.typ("not an address at all, with spaces")
+	d.send(enter)
+	out["email error"] = d
+
+	d = newDriver(t, e.options(opts))
+	d.typ(longAddr)
+	_ = d.update(enter)
+	out["sending"] = d
+
+	d = newDriver(t, e.options(opts))
+	d.typ(longAddr)
+	d.send(enter)
+	d.typ("000000")
+	d.send(enter)
+	out["code wrong"] = d
+
+	e2 := newEnv(t, otp.Config{Limits: otp.Limits{AddressIssues: 1}})
+	d = newDriver(t, e2.options(Options{Remote: true}))
+	d.typ(longAddr)
+	d.send(enter)
+	e2.clock.Advance(time.Minute)
+	d.send(ctrlR)
+	out["code limited"] = d
+
+	d = newDriver(t, e.options(Options{Remote: true}))
+	d.typ("x" + longAddr[1:])
+	d.send(enter)
+	d.typ(e.sender.code(t, "x"+longAddr[1:]))
+	d.send(enter)
+	out["done remote"] = d
+	return out
+}
+
+func TestLayoutFits(t *testing.T) {
+	sizes := [][2]int{{1, 1}, {10, 3}, {20, 5}, {40, 10}, {41, 9}, {80, 24}, {300, 100}}
+	for name, d := range screens(t) {
+		t.Run(name, func(t *testing.T) {
+			for _, s := range sizes {
+				d.send(tea.WindowSizeMsg{Width: s[0], Height: s[1]})
+				checkFits(t, d.m.View().Content, s[0], s[1])
+			}
+		})
+	}
+}
+
+// TestLayoutKeepsInput checks that the least important lines give way
+// first: at 10x3 the input is still there, at 40x10 the latest message too.
+func TestLayoutKeepsInput(t *testing.T) {
+	d := screens(t)["code wrong"]
+	d.send(tea.WindowSizeMsg{Width: 10, Height: 3})
+	d.wantView("Code:")
+	d.send(tea.WindowSizeMsg{Width: 40, Height: 10})
+	d.wantView("Code:", "Incorrect")
+}
+
+func TestGolden(t *testing.T) {
+	e := newEnv(t, otp.Config{})
+	for _, tc := range []struct {
+		name string
+		opts Options
+		size [2]int
+		do   func(d *driver)
+	}{
+		{"email", Options{}, [2]int{80, 24}, func(*driver) {}},
+		{"email_dev", Options{DevOutbox: "/tmp/otplogin-outbox"}, [2]int{80, 24}, func(*driver) {}},
+		{"email_invalid", Options{}, [2]int{80, 24}, func(d *driver) { d.typ("alice@localhost"); d.send(enter) }},
+		{"sending", Options{}, [2]int{80, 24}, func(d *driver) { d.typ("s@example.com"); _ = d.update(enter) }},
+		{"code", Options{}, [2]int{80, 24}, func(d *driver) { d.typ("c@example.com"); d.send(enter) }},
+		{"code_remote", Options{Remote: true}, [2]int{80, 24}, func(d *driver) { d.typ("r@example.com"); d.send(enter) }},
+		{"code_already_sent", Options{}, [2]int{80, 24}, func(d *driver) {
+			d.typ("c@example.com")
+			d.send(enter)
+		}},
+		{"code_wrong", Options{}, [2]int{80, 24}, func(d *driver) {
+			d.typ("w@example.com")
+			d.send(enter)
+			d.typ(wrong(e.sender.code(t, "w@example.com")))
+			d.send(enter)
+		}},
+		{"code_small", Options{}, [2]int{40, 10}, func(d *driver) {
+			d.typ("small@example.com")
+			d.send(enter)
+			d.typ(wrong(e.sender.code(t, "small@example.com")))
+			d.send(enter)
+		}},
+		{"code_tiny", Options{}, [2]int{10, 3}, func(d *driver) { d.typ("tiny@example.com"); d.send(enter) }},
+		{"done_remote", Options{Remote: true}, [2]int{80, 24}, func(d *driver) {
+			d.typ("v@example.com")
+			d.send(enter)
+			d.typ(e.sender.code(t, "v@example.com"))
+			d.send(enter)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, e.options(tc.opts))
+			d.send(tea.WindowSizeMsg{Width: tc.size[0], Height: tc.size[1]})
+			tc.do(d)
+			teatest.RequireEqualOutput(t, []byte(d.view()))
+		})
+	}
+}
+
+// wrong returns a code that is not code.
+func wrong(code string) string {
+	if code == "000000" {
+		return "111111"
+	}
+	return "000000"
+}
+
+func TestThemeFollowsBackground(t *testing.T) {
+	e := newEnv(t, otp.Config{})
+	d := newDriver(t, e.options(Options{}))
+	dark := d.m.View().Content
+	d.send(tea.BackgroundColorMsg{Color: ansiWhite{}})
+	light := d.m.View().Content
+	if dark == light {
+		t.Fatal("a light background did not change the colours")
+	}
+	if ansi.Strip(dark) != ansi.Strip(light) {
+		t.Fatal("the theme changed the text")
+	}
+}
+
+type ansiWhite struct{}
+
+func (ansiWhite) RGBA() (r, g, b, a uint32) { return 0xffff, 0xffff, 0xffff, 0xffff }
+
+func TestStaleMessages(t *testing.T) {
+	e := newEnv(t, otp.Config{})
+	d := newDriver(t, e.options(Options{}))
+	before := d.view()
+	for _, msg := range []tea.Msg{
+		codeSentMsg{id: 99, ticket: otp.Ticket{Address: "x@example.com"}},
+		codeSentMsg{id: d.m.reqID, err: errors.New("late")}, // right id, wrong screen
+		verifyResultMsg{id: d.m.reqID},
+		tickMsg{seq: 0},
+		closeMsg{id: d.m.reqID},
+		spinner.TickMsg{},
+	} {
+		if cmd := d.update(msg); cmd != nil {
+			t.Errorf("%T started a command", msg)
+		}
+	}
+	if d.view() != before || d.m.verified || d.m.state != stateEmail {
+		t.Fatalf("stale messages changed the model:\n%s", d.view())
+	}
+}
