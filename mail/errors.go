@@ -57,7 +57,7 @@ type SendError struct {
 
 func (e *SendError) Error() string {
 	var b strings.Builder
-	b.WriteString("smtp ")
+	b.WriteString("mail: ")
 	b.WriteString(string(e.Stage))
 	if e.Attempts > 1 {
 		fmt.Fprintf(&b, " (after %d attempts)", e.Attempts)
@@ -155,7 +155,7 @@ func withCause(ctx context.Context, err error) error {
 		cause = context.DeadlineExceeded
 	}
 	if cause != nil && !errors.Is(err, cause) {
-		return fmt.Errorf("%w (%w)", cause, err)
+		return fmt.Errorf("%w: %w", cause, err)
 	}
 	return err
 }

@@ -105,6 +105,9 @@ func New(cfg Config) (*Sender, error) {
 		helo = fa.Address[strings.LastIndexByte(fa.Address, '@')+1:]
 	}
 	retry := cfg.Retry
+	if strings.EqualFold(helo, "localhost") && !isLoopback(cfg.Host) {
+		return nil, fmt.Errorf("%s: the From domain is localhost, which real relays reject; set a name", EnvHelo)
+	}
 	if retry.Attempts < 1 {
 		retry = DefaultRetry
 	}
@@ -184,7 +187,11 @@ func (s *Sender) deliver(ctx context.Context, m message) error {
 		if attempt >= s.retry.Attempts || !retryable(se.stage, se.err) || expired(ctx) {
 			return last
 		}
-		t := time.NewTimer(s.retry.backoff(attempt))
+		pause := s.retry.backoff(attempt)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= pause {
+			return last // no time left for another attempt
+		}
+		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -278,6 +278,11 @@ func TestFaults(t *testing.T) {
 			want: check{stage: mail.StageConnect, attempts: 1, is: context.DeadlineExceeded, tempErr: true},
 		},
 		{
+			name: "STARTTLS port spoken to with implicit TLS", conns: 1, noMail: true,
+			cfg:  func(c *mail.Config) { c.Security = mail.ImplicitTLS },
+			want: check{stage: mail.StageTLS, attempts: 1},
+		},
+		{
 			name: "stall after DATA hits the deadline, ambiguous", conns: 1,
 			opts: smtptest.Options{Hooks: smtptest.Hooks{Data: func(ctx context.Context, _ int, _ *smtp.Conn) error {
 				<-ctx.Done() // released when the server closes at cleanup
@@ -347,6 +352,7 @@ func checkSendError(t *testing.T, err error, stage mail.Stage, code, attempts in
 		t.Errorf("errors.Is(%v, %v) = false", err, is)
 	}
 	text := err.Error()
+	t.Logf("operator sees: %s", text)
 	for _, secret := range []string{testCode, "secret", "wrong-password", testTo} {
 		if strings.Contains(text, secret) {
 			t.Errorf("error text %q contains %q", text, secret)

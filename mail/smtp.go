@@ -83,12 +83,20 @@ func (s *Sender) handshake(ctx context.Context, nc net.Conn) (*session, error) {
 	if s.security == ImplicitTLS {
 		tc := tls.Client(nc, s.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
+			var rh tls.RecordHeaderError
+			if errors.As(err, &rh) {
+				err = fmt.Errorf("%w (the server speaks cleartext first: use smtp:// or security starttls)", err)
+			}
 			return nil, fail(StageTLS, err)
 		}
 		conn = tc
 	}
 	c, err := smtp.NewClient(conn, s.host)
 	if err != nil {
+		var ne net.Error
+		if s.security == StartTLS && errors.As(err, &ne) && ne.Timeout() {
+			err = fmt.Errorf("no greeting (a port that expects TLS from the start needs smtps:// or security tls): %w", err)
+		}
 		return nil, fail(StageConnect, err)
 	}
 	if err := c.Hello(s.helo); err != nil {

@@ -64,8 +64,9 @@ type Server struct {
 	password string
 	roots    *x509.CertPool
 
-	mu   sync.Mutex
-	msgs []Message // oldest first, at most MaxMessages
+	mu      sync.Mutex
+	msgs    []Message     // oldest first, at most MaxMessages
+	changed chan struct{} // closed and replaced when a message arrives
 
 	stop func() bool
 }
@@ -103,6 +104,7 @@ func Start(ctx context.Context, outbox string) (*Server, error) {
 		user:     "dev-" + randomHex(4),
 		password: randomHex(16),
 		roots:    roots,
+		changed:  make(chan struct{}),
 	}
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
 		return &session{s: s}, nil
@@ -123,18 +125,23 @@ func Start(ctx context.Context, outbox string) (*Server, error) {
 
 // SenderConfig is the mail.Config that reaches this server: STARTTLS, AUTH
 // PLAIN with the random credentials, and the certificate's pool as the only
-// roots. From is a placeholder on a reserved domain; set your own if you like.
-func (s *Server) SenderConfig() mail.Config {
+// roots. From is a placeholder on a reserved domain.
+func (s *Server) SenderConfig() mail.Config { return s.Apply(mail.Config{}) }
+
+// Apply returns c pointed at this server: the server part (host, port,
+// credentials, security, roots) is replaced and the message settings (From,
+// Subject, HeloName, Timeout, Retry, reuse) are kept; an empty From gets the
+// placeholder.
+func (s *Server) Apply(c mail.Config) mail.Config {
 	a := s.run.Addr()
-	return mail.Config{
-		Host:     a.IP.String(),
-		Port:     a.Port,
-		Username: s.user,
-		Password: s.password,
-		Security: mail.StartTLS,
-		From:     "otplogin <otplogin@dev.invalid>",
-		RootCAs:  s.roots,
+	c.Host, c.Port = a.IP.String(), a.Port
+	c.Username, c.Password = s.user, s.password
+	c.Security = mail.StartTLS
+	c.RootCAs, c.CAFile = s.roots, ""
+	if c.From == "" {
+		c.From = "otplogin <otplogin@dev.invalid>"
 	}
+	return c
 }
 
 // Addr is the server's host:port.
@@ -155,6 +162,10 @@ func (s *Server) Messages() []Message {
 func (s *Server) Latest(to string) (Message, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.latest(to)
+}
+
+func (s *Server) latest(to string) (Message, bool) {
 	for i := len(s.msgs) - 1; i >= 0; i-- {
 		for _, r := range s.msgs[i].To {
 			if strings.EqualFold(r, to) {
@@ -163,6 +174,26 @@ func (s *Server) Latest(to string) (Message, bool) {
 		}
 	}
 	return Message{}, false
+}
+
+// WaitFor returns the newest message for to received after the time after,
+// waiting for one until ctx is done. The load generator uses it to read
+// codes without polling files.
+func (s *Server) WaitFor(ctx context.Context, to string, after time.Time) (Message, error) {
+	for {
+		s.mu.Lock()
+		m, ok := s.latest(to)
+		changed := s.changed
+		s.mu.Unlock()
+		if ok && m.Time.After(after) {
+			return m, nil
+		}
+		select {
+		case <-ctx.Done():
+			return Message{}, fmt.Errorf("devserver: no message for %s: %w", to, ctx.Err())
+		case <-changed:
+		}
+	}
 }
 
 // Close stops the server and waits until every connection is done.
@@ -200,6 +231,8 @@ func (s *Server) store(m Message) error {
 		s.msgs = append(s.msgs[:0], s.msgs[1:]...)
 	}
 	s.msgs = append(s.msgs, m)
+	close(s.changed)
+	s.changed = make(chan struct{})
 	return nil
 }
 

@@ -2,6 +2,8 @@ package devserver_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,7 +77,69 @@ func TestDevServerOutbox(t *testing.T) {
 	if n := len(srv.Messages()); n != 3 {
 		t.Errorf("Messages() has %d, want 3", n)
 	}
+	if latest.Time.IsZero() || len(latest.Raw) == 0 || latest.From != "otplogin@dev.invalid" {
+		t.Errorf("Latest = %+v", latest)
+	}
 	if !strings.HasPrefix(srv.Addr(), "127.0.0.1:") {
 		t.Errorf("Addr %s is not loopback", srv.Addr())
+	}
+}
+
+func TestWaitFor(t *testing.T) {
+	leakcheck.Check(t)
+	srv, err := devserver.Start(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	cfg := srv.Apply(mail.Config{From: "Login <login@example.org>", Subject: "Code inside"})
+	if cfg.From != "Login <login@example.org>" || cfg.Subject != "Code inside" || cfg.Host != "127.0.0.1" {
+		t.Fatalf("Apply lost settings: %+v", cfg)
+	}
+	sender, err := mail.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sender.Close() })
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	sent := make(chan error, 1)
+	go func() { sent <- sender.SendCode(ctx, "carol@example.com", "246810", time.Now().Add(time.Minute)) }()
+	m, err := srv.WaitFor(ctx, "Carol@Example.com", start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if code, err := mail.CodeFromMessage(m.Raw); err != nil || code != "246810" {
+		t.Errorf("code = %q, %v", code, err)
+	}
+
+	// Nothing newer arrives: WaitFor gives up with the context.
+	short, cancelShort := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancelShort()
+	if _, err := srv.WaitFor(short, "carol@example.com", m.Time); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitFor with nothing new = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestCloseStopsListening(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	srv, err := devserver.Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := srv.Addr()
+	cancel() // the context ends the server; Close waits for it
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("%s still accepts connections after Close", addr)
 	}
 }

@@ -70,15 +70,22 @@ func (l *listener) Accept() (net.Conn, error) {
 	return c, nil
 }
 
+// closeAll stops accepting and closes every connection.
 func (l *listener) closeAll() {
 	l.mu.Lock()
 	l.closed = true
+	l.mu.Unlock()
+	l.Listener.Close()
+	l.closeConns()
+}
+
+func (l *listener) closeConns() {
+	l.mu.Lock()
 	conns := make([]*Conn, 0, len(l.conns))
 	for c := range l.conns {
 		conns = append(conns, c)
 	}
 	l.mu.Unlock()
-	l.Listener.Close()
 	for _, c := range conns {
 		c.Close()
 	}
@@ -127,17 +134,7 @@ func (r *Running) Connections() int {
 
 // DropConns closes every open connection but keeps listening, as a server
 // dropping idle clients does.
-func (r *Running) DropConns() {
-	r.ln.mu.Lock()
-	conns := make([]*Conn, 0, len(r.ln.conns))
-	for c := range r.ln.conns {
-		conns = append(conns, c)
-	}
-	r.ln.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-}
+func (r *Running) DropConns() { r.ln.closeConns() }
 
 // Done is closed when Close starts; handlers that block (test stalls)
 // must give up when it is.
