@@ -34,7 +34,9 @@ type Outcomer interface{ Outcome() string }
 
 // Verifier is what a session's final model may implement so that the end of
 // a successful session is logged with the verified address, masked.
-type Verifier interface{ Verified() (address string, ok bool) }
+type Verifier interface {
+	Verified() (address string, ok bool)
+}
 
 // endReason says why a session's program stopped.
 type endReason int32
@@ -178,7 +180,7 @@ func (s *Server) logEnd(logger *log.Logger, start time.Time, end endReason, fina
 	}
 	if v, ok := final.(Verifier); ok {
 		if addr, ok := v.Verified(); ok {
-			kv = append(kv, "address", mask.Address(addr))
+			kv = append(kv, "addr", mask.Address(addr))
 		}
 	}
 	if end == endError {

@@ -1,0 +1,108 @@
+package serve
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/otplogin/otplogin/mail"
+	"github.com/otplogin/otplogin/mail/devserver"
+	"github.com/otplogin/otplogin/otp"
+	"github.com/otplogin/otplogin/ui"
+)
+
+// loginServer is a Server running the real ui over the real otp service,
+// mailing codes to an embedded dev mail server.
+type loginServer struct {
+	*testServer
+	dev *devserver.Server
+}
+
+func startLoginServer(t *testing.T, mutate func(*Config)) *loginServer {
+	t.Helper()
+	dev, err := devserver.Start(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dev.Close() })
+	sender, err := mail.New(dev.SenderConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sender.Close() })
+	svc, err := otp.New(otp.Config{}, otp.NewMemoryStore(), sender)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	ts := startServer(t, func(c *Config) {
+		c.NewModel = func(s Session) tea.Model {
+			return ui.New(ui.Options{
+				Service: svc, Client: s.Client, Remote: true,
+				Context: s.Context(), Logger: s.Logger,
+			})
+		}
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	return &loginServer{testServer: ts, dev: dev}
+}
+
+// code waits for the dev server to receive a message for to and returns its
+// code.
+func (ls *loginServer) code(t *testing.T, to string) string {
+	t.Helper()
+	deadline := time.Now().Add(waitTime)
+	for {
+		if msg, ok := ls.dev.Latest(to); ok {
+			code, err := mail.CodeFromMessage(msg.Raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return code
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no mail for %s", to)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestFullLogin(t *testing.T) {
+	ls := startLoginServer(t, nil)
+	sess := openTerm(t, dial(t, ls.addr), 80, 24, map[string]string{"COLORTERM": "truecolor"})
+	waitFor(t, sess.out, "Email")
+	sess.typeText(t, "alice@example.com\r")
+	code := ls.code(t, "alice@example.com")
+	waitFor(t, sess.out, "a***@example.com") // the code screen names the masked address
+	sess.typeText(t, code+"\r")
+	waitFor(t, sess.out, "Verified")
+	sess.typeText(t, "\r") // close the success screen
+	if status := sess.wait(t); status != 0 {
+		t.Errorf("exit status %d, want 0", status)
+	}
+
+	out := sess.out.String()
+	for _, secret := range []string{code, ls.dev.Outbox(), "alice@"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the SSH user saw %q", secret)
+		}
+	}
+	ls.waitStats(t, "session released", func(s Stats) bool { return s.Sessions == 0 })
+	waitFor(t, ls.logs, "session end")
+	logs := ls.logs.String()
+	for _, want := range []string{"outcome=verified", "addr=a***@example.com"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	// Hex session ids may hold six digits in a row; a logged code would
+	// stand apart from them.
+	if regexp.MustCompile(`(^|[^0-9a-f])` + code + `($|[^0-9a-f])`).MatchString(logs) || strings.Contains(logs, "alice@") {
+		t.Errorf("log shows the code or the full address:\n%s", logs)
+	}
+}
