@@ -102,7 +102,7 @@ func TestFullLogin(t *testing.T) {
 	}
 	// Hex session ids may hold six digits in a row; a logged code would
 	// stand apart from them.
-	if regexp.MustCompile(`(^|[^0-9a-f])` + code + `($|[^0-9a-f])`).MatchString(logs) || strings.Contains(logs, "alice@") {
+	if regexp.MustCompile(`(^|[^0-9a-f])`+code+`($|[^0-9a-f])`).MatchString(logs) || strings.Contains(logs, "alice@") {
 		t.Errorf("log shows the code or the full address:\n%s", logs)
 	}
 }
