@@ -41,7 +41,7 @@ type Screens struct {
 
 // DefaultScreens matches the ui package's screens.
 func DefaultScreens() Screens {
-	return Screens{Email: "Email", Code: "Code sent to", Verified: "Verified"}
+	return Screens{Email: "Email:", Code: "Code:", Verified: "Verified"}
 }
 
 // CodeReader finds the code most recently mailed to an address, waiting for

@@ -1,0 +1,84 @@
+package load
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLoginsEndToEnd is the CI-sized load run: 50 real SSH sessions through
+// the whole login against the real stack, every one verified, and the
+// process's goroutines back to their count before the run.
+func TestLoginsEndToEnd(t *testing.T) {
+	const n = 50
+	st := startStack(t, n, stackOptions{})
+	var progress strings.Builder
+	rep, err := Run(t.Context(), Config{
+		Addr: st.addr, Sessions: n, Concurrency: 8, Timeout: time.Minute,
+		Codes: NewOutbox(st.outbox), Stats: st.stats(), Progress: &progress,
+		// Pooled SMTP connections hold a dev-server goroutine each until
+		// they time out; the test closes the pool itself below.
+		Settle: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := writeReport(t, rep)
+	t.Log("\n" + out)
+	if rep.OK != n || rep.Failed != 0 || rep.Login.N != n {
+		t.Fatalf("want %d verified logins", n)
+	}
+	if rep.Peak.Sessions < 1 {
+		t.Errorf("server stats never saw a session")
+	}
+	if !strings.Contains(progress.String(), "50/50 sessions done, 0 failed") {
+		t.Errorf("progress = %q", progress.String())
+	}
+
+	if err := st.sender.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitGoroutines(t, rep.Before.Goroutines)
+}
+
+// TestIdleEndToEnd holds real sessions on the email screen and checks that
+// an idle screen sends nothing: no cursor blink, no redraw.
+func TestIdleEndToEnd(t *testing.T) {
+	const n = 20
+	st := startStack(t, n, stackOptions{})
+	rep, err := Run(t.Context(), Config{
+		Addr: st.addr, Sessions: n, Concurrency: 8, Hold: 300 * time.Millisecond,
+		Timeout: time.Minute, Stats: st.stats(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := writeReport(t, rep)
+	t.Log("\n" + out)
+	if rep.OK != n || rep.Failed != 0 {
+		t.Fatalf("want %d held sessions", n)
+	}
+	if rep.Peak.Sessions != n {
+		t.Errorf("server saw %d sessions at the end of the hold, want %d", rep.Peak.Sessions, n)
+	}
+	if rep.HoldRx != 0 {
+		t.Errorf("idle email screens sent %d bytes during the hold", rep.HoldRx)
+	}
+	if !rep.Settled {
+		t.Errorf("goroutines: %d before, %d after", rep.Before.Goroutines, rep.After.Goroutines)
+	}
+}
+
+// waitGoroutines waits until the process has at most want goroutines.
+func waitGoroutines(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > want {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, want at most %d:\n%s", runtime.NumGoroutine(), want, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,169 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/otplogin/otplogin/mail"
+)
+
+// Outbox reads codes from the dev mail server's outbox folder, where each
+// message is a file named <UTC time>-<8 hex>-<recipient>.eml (see
+// mail/devserver). Use a fresh folder per run: every lookup that misses
+// lists the whole folder.
+type Outbox struct {
+	Dir string
+	// Poll is the wait between two listings while a message has not
+	// arrived (default 5ms).
+	Poll time.Duration
+
+	mu     sync.Mutex
+	newest map[string]string // recipient -> newest file name
+}
+
+// NewOutbox returns an Outbox over dir.
+func NewOutbox(dir string) *Outbox { return &Outbox{Dir: dir} }
+
+// Code implements CodeReader: it waits for a message to address and returns
+// the code in the newest one.
+func (o *Outbox) Code(ctx context.Context, address string) (string, error) {
+	poll := o.Poll
+	if poll <= 0 {
+		poll = 5 * time.Millisecond
+	}
+	rcpt := strings.ToLower(address)
+	for {
+		name, err := o.find(rcpt)
+		if err != nil {
+			return "", err
+		}
+		if name != "" {
+			raw, err := os.ReadFile(filepath.Join(o.Dir, name))
+			if err != nil {
+				return "", fmt.Errorf("outbox: %w", err)
+			}
+			code, err := mail.CodeFromMessage(raw)
+			if err != nil {
+				return "", fmt.Errorf("outbox %s: %w", name, err)
+			}
+			return code, nil
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", fmt.Errorf("outbox: no message yet: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// find returns the newest file for rcpt, listing the folder if none is
+// known yet. Listings are serialised: a waiter that queued behind another's
+// listing usually finds its message already indexed.
+func (o *Outbox) find(rcpt string) (string, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if name, ok := o.newest[rcpt]; ok {
+		return name, nil
+	}
+	entries, err := os.ReadDir(o.Dir)
+	if err != nil {
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	if o.newest == nil {
+		o.newest = make(map[string]string, len(entries))
+	}
+	for _, e := range entries {
+		to, ok := outboxRecipient(e.Name())
+		if ok && e.Name() > o.newest[to] {
+			o.newest[to] = e.Name()
+		}
+	}
+	return o.newest[rcpt], nil
+}
+
+// outboxRecipient parses "<time>-<hex>-<recipient>.eml"; files still being
+// written start with a dot and are skipped.
+func outboxRecipient(name string) (string, bool) {
+	if strings.HasPrefix(name, ".") {
+		return "", false
+	}
+	name, ok := strings.CutSuffix(name, ".eml")
+	if !ok {
+		return "", false
+	}
+	parts := strings.SplitN(name, "-", 3)
+	if len(parts) != 3 || len(parts[1]) != 8 {
+		return "", false
+	}
+	return parts[2], true
+}
+
+// HTTPStats reads the serve package's debug endpoint (GET /stats, JSON).
+// It has no CPU time; set PID to read that from /proc.
+type HTTPStats struct {
+	URL    string // e.g. http://127.0.0.1:6060/stats
+	PID    int
+	Client *http.Client // default: one with a 2s timeout
+}
+
+// serveStats is the part of serve.Stats the report uses.
+type serveStats struct {
+	Sessions   int     `json:"sessions"`
+	Goroutines int     `json:"goroutines"`
+	RSSBytes   int64   `json:"rss_bytes"`
+	CPUSeconds float64 `json:"cpu_seconds"` // if the server reports it
+}
+
+// Stats implements StatsReader.
+func (h HTTPStats) Stats(ctx context.Context) (Sample, error) {
+	s := unknownSample()
+	c := h.Client
+	if c == nil {
+		c = &http.Client{Timeout: 2 * time.Second}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.URL, nil)
+	if err != nil {
+		return s, fmt.Errorf("load: stats: %w", err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return s, fmt.Errorf("load: stats: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("load: stats: %s", resp.Status)
+	}
+	var st serveStats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return s, fmt.Errorf("load: stats: %w", err)
+	}
+	s.Sessions, s.Goroutines = st.Sessions, st.Goroutines
+	if st.RSSBytes > 0 {
+		s.RSS = st.RSSBytes
+	}
+	if st.CPUSeconds > 0 {
+		s.CPU = time.Duration(st.CPUSeconds * float64(time.Second))
+	}
+	if h.PID > 0 {
+		p, err := Process{PID: h.PID}.Stats(ctx)
+		if err != nil {
+			return s, err
+		}
+		if s.CPU < 0 {
+			s.CPU = p.CPU
+		}
+		if s.RSS < 0 {
+			s.RSS = p.RSS
+		}
+	}
+	return s, nil
+}
