@@ -39,7 +39,7 @@ func (m Model) updateCode(msg tea.Msg) (Model, tea.Cmd) {
 			msg.Text = d
 		}
 		var cmd tea.Cmd
-		m.code, cmd = m.code.Update(msg)
+		m.input, cmd = m.input.Update(msg)
 		return m, cmd
 	case tea.PasteMsg:
 		if m.codeDead || m.verifying {
@@ -49,14 +49,14 @@ func (m Model) updateCode(msg tea.Msg) (Model, tea.Cmd) {
 			msg.Content = msg.Content[:maxCodePaste]
 		}
 		if d := digits(msg.Content); d != "" {
-			m.code, _ = m.code.Update(tea.PasteMsg{Content: d})
+			m.input, _ = m.input.Update(tea.PasteMsg{Content: d})
 		}
 	}
 	return m, nil
 }
 
 func (m Model) submitCode() (Model, tea.Cmd) {
-	code, err := otp.ParseCode(m.code.Value(), m.codeLen)
+	code, err := otp.ParseCode(m.input.Value(), m.codeLen)
 	if err != nil {
 		// Checked here too so that a typo costs no round trip; the
 		// service would answer the same *otp.CodeError.
@@ -74,11 +74,11 @@ func (m Model) onVerifyResult(msg verifyResultMsg) (Model, tea.Cmd) {
 		return m, nil
 	}
 	m.verifying, m.cancel = false, nil
-	m.code.Reset()
+	m.input.Reset()
 	if msg.err == nil {
 		m.verified, m.outcome, m.state = true, outcomeVerified, stateDone
 		m.banner, m.alreadySent = banner{}, false
-		m.code.Blur()
+		m.input.Blur()
 		m.logInfo("verified")
 		if !m.remote {
 			return m, tea.Quit // View draws the success line as the final frame
@@ -128,7 +128,7 @@ func (m Model) onVerifyResult(msg verifyResultMsg) (Model, tea.Cmd) {
 // helps now.
 func (m *Model) kill(why string) {
 	m.codeDead = true
-	m.code.Blur()
+	m.input.Blur()
 	m.banner = banner{toneFailure, why}
 }
 
@@ -166,7 +166,7 @@ func (m Model) codeView() []section {
 		{m.st.title.Render("Check your email"), prioTitle},
 		{m.st.text.Render("We sent a code to " + m.shownAddress() + "."), prioExplain},
 		spacer(),
-		{m.code.View(), prioInput},
+		{m.input.View(), prioInput},
 		{m.st.faint.Render(m.codeStatus()), prioStatus},
 	}
 	if m.banner.tone == toneNone && m.alreadySent {

@@ -32,7 +32,7 @@ func (m Model) updateEmail(msg tea.Msg) (Model, tea.Cmd) {
 			}
 		}
 		var cmd tea.Cmd
-		m.email, cmd = m.email.Update(msg)
+		m.input, cmd = m.input.Update(msg)
 		m.emailEdited()
 		return m, cmd
 	case tea.PasteMsg:
@@ -56,14 +56,14 @@ func (m *Model) pasteEmail(content string) {
 		return
 	}
 	text = strings.TrimSpace(text) // a copied line often ends in a newline
-	room := m.email.CharLimit - utf8.RuneCountInString(m.email.Value())
+	room := m.input.CharLimit - utf8.RuneCountInString(m.input.Value())
 	text, cut := firstRunes(text, room)
 	m.notice = ""
 	if long || cut {
-		m.notice = fmt.Sprintf("The pasted text was too long; only the first %d characters were kept.", m.email.CharLimit)
+		m.notice = fmt.Sprintf("The pasted text was too long; only the first %d characters were kept.", m.input.CharLimit)
 	}
 	if text != "" {
-		m.email, _ = m.email.Update(tea.PasteMsg{Content: text})
+		m.input, _ = m.input.Update(tea.PasteMsg{Content: text})
 	}
 	m.emailEdited()
 	// A paste is a finished answer, not one typed halfway: judge it now.
@@ -86,14 +86,14 @@ func (m *Model) refuse(how, raw string) {
 func (m *Model) emailEdited() {
 	m.banner = banner{}
 	m.emailErr = nil
-	if v := m.email.Value(); v != "" {
+	if v := m.input.Value(); v != "" {
 		_, m.emailErr = otp.NormalizeAddress(v)
 	}
 }
 
 func (m Model) submitEmail() (Model, tea.Cmd) {
 	m.emailTried = true
-	v := m.email.Value()
+	v := m.input.Value()
 	if strings.TrimSpace(v) == "" {
 		m.emailErr = errEmpty
 		return m, nil
@@ -130,7 +130,7 @@ func (m Model) emailView() []section {
 		{m.st.title.Render("Prove you own an email address"), prioTitle},
 		{m.st.text.Render("Type your address and we will mail you a one-time code."), prioExplain},
 		spacer(),
-		{m.email.View(), prioInput},
+		{m.input.View(), prioInput},
 	}
 	if p := m.emailProblem(); p != "" {
 		secs = append(secs, section{m.st.hint.Render("✗ " + p), prioHint})

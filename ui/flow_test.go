@@ -40,7 +40,7 @@ func TestVerifyLocal(t *testing.T) {
 	if v.AltScreen {
 		t.Error("final frame stays on the alternate screen; the success line would vanish")
 	}
-	if got := d.view(); got != "✓ Verified Alice@example.com" {
+	if got := d.view(); got != "✓ Verified Alice@example.com\n" {
 		t.Errorf("final frame = %q", got)
 	}
 	if strings.Contains(e.log.String(), "alice@") || strings.Contains(e.log.String(), "Alice@") {
@@ -121,12 +121,12 @@ func TestWrongCodes(t *testing.T) {
 	d.wantView("Code must be 6 digits.")
 
 	for left := 4; left >= 1; left-- {
-		d.m.code.Reset()
+		d.m.input.Reset()
 		d.typ(bad)
 		d.send(enter)
 		d.wantView("Incorrect code. " + plural(left, "attempt") + " left.")
-		if d.m.code.Value() != "" {
-			t.Fatalf("input kept the wrong code %q", d.m.code.Value())
+		if d.m.input.Value() != "" {
+			t.Fatalf("input kept the wrong code %q", d.m.input.Value())
 		}
 		if d.m.Outcome() != "wrong-code" {
 			t.Fatalf("outcome = %q", d.m.Outcome())
@@ -143,7 +143,7 @@ func TestWrongCodes(t *testing.T) {
 	// The dead code takes no more input, not even the right code.
 	d.typ(good)
 	d.send(enter)
-	if d.m.code.Value() != "" || d.m.verified {
+	if d.m.input.Value() != "" || d.m.verified {
 		t.Fatal("a dead code accepted input")
 	}
 
@@ -229,8 +229,8 @@ func TestAlreadySent(t *testing.T) {
 	e.clock.Advance(18 * time.Second)
 	d.send(esc)
 	d.wantState(stateEmail)
-	if d.m.email.Value() != alice {
-		t.Fatalf("back lost the address: %q", d.m.email.Value())
+	if d.m.input.Value() != alice {
+		t.Fatalf("back lost the address: %q", d.m.input.Value())
 	}
 	d.send(enter)
 	d.wantState(stateCode)

@@ -62,7 +62,7 @@ func TestHostileEmailInput(t *testing.T) {
 			e := newEnv(t, otp.Config{})
 			d := newDriver(t, e.options(Options{}))
 			d.send(tc.msg)
-			v := d.m.email.Value()
+			v := d.m.input.Value()
 			if tc.wantValue != "" && v != tc.wantValue {
 				t.Errorf("value = %q, want %q", v, tc.wantValue)
 			}
@@ -136,7 +136,7 @@ func TestCodeInput(t *testing.T) {
 			for _, m := range tc.in {
 				d.send(m)
 			}
-			if got := d.m.code.Value(); got != tc.want {
+			if got := d.m.input.Value(); got != tc.want {
 				t.Fatalf("code input = %q, want %q", got, tc.want)
 			}
 		})

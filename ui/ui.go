@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"time"
 
-	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/spinner"
 	"charm.land/bubbles/v2/textinput"
@@ -127,8 +126,9 @@ type Model struct {
 	width, height int
 	st            *styles
 	keys          keyMap
-	help          help.Model
-	email, code   textinput.Model
+	input         textinput.Model // the email or the code field; see setInput
+	inputFor      state
+	typed         string // the address field's text while input holds the code
 	spin          spinner.Model
 
 	// clock is the time of the last Update; View shows it, so View stays a
@@ -166,9 +166,7 @@ func New(opts Options) Model {
 		codeLen: 6,
 		st:      theme(true), // until the terminal says otherwise
 		keys:    defaultKeyMap(),
-		help:    help.New(),
-		email:   textinput.New(),
-		code:    textinput.New(),
+		input:   textinput.New(),
 		outcome: outcomeIdle,
 		after:   after,
 	}
@@ -189,24 +187,44 @@ func New(opts Options) Model {
 	}
 	m.clock = m.now()
 
-	m.email.Prompt = "Email: "
-	m.email.Placeholder = "you@example.com"
-	m.email.CharLimit = 254 // the longest address SMTP allows (RFC 5321)
-	m.code.Prompt = "Code: "
-	m.code.Placeholder = fmt.Sprintf("%d-digit code", m.codeLen)
-	// Digits only, but room for a few extra so that a mistyped 7th digit
-	// gets "must be 6 digits" instead of being dropped without a word.
-	m.code.CharLimit = 2 * m.codeLen
-	for _, in := range []*textinput.Model{&m.email, &m.code} {
-		// ctrl+v would read the clipboard of the machine running the
-		// program, which over SSH is the server's; terminals paste with
-		// bracketed paste (tea.PasteMsg) anyway.
-		in.KeyMap.Paste.SetEnabled(false)
-	}
+	// ctrl+v would read the clipboard of the machine running the program,
+	// which over SSH is the server's; terminals paste with bracketed paste
+	// (tea.PasteMsg) anyway.
+	m.input.KeyMap.Paste.SetEnabled(false)
 	m.setTheme(true)
-	m.email.Focus()
+	m.inputFor = stateCode // so that setInput loads the email field
+	m.setInput(stateEmail)
+	m.input.Focus()
 	m.syncKeys()
 	return m
+}
+
+// setInput loads the one text input with the email or the code field. One
+// input serves both screens because a textinput.Model is ~8 KB, and an idle
+// SSH session should hold as little as possible; the typed address is kept
+// aside while the code field is in use.
+func (m *Model) setInput(s state) {
+	if m.inputFor == s {
+		return
+	}
+	if m.inputFor == stateEmail {
+		m.typed = m.input.Value()
+	}
+	m.inputFor = s
+	m.input.Reset()
+	if s == stateEmail {
+		m.input.Prompt = "Email: "
+		m.input.Placeholder = "you@example.com"
+		m.input.CharLimit = 254 // the longest address SMTP allows (RFC 5321)
+		m.input.SetValue(m.typed)
+	} else {
+		m.input.Prompt = "Code: "
+		m.input.Placeholder = fmt.Sprintf("%d-digit code", m.codeLen)
+		// Digits only, with room to spare so that a 7th digit gets "must
+		// be 6 digits" instead of vanishing without a word.
+		m.input.CharLimit = 2 * m.codeLen
+	}
+	m.input.SetWidth(max(m.innerWidth()-len(m.input.Prompt)-1, 1))
 }
 
 // Init asks the terminal for its background colour; the answer picks the
@@ -332,16 +350,12 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 func (m *Model) setSize(w, h int) {
 	m.width, m.height = max(w, 0), max(h, 0)
 	iw := m.innerWidth()
-	m.help.SetWidth(iw)
-	m.email.SetWidth(max(iw-len(m.email.Prompt)-1, 1))
-	m.code.SetWidth(max(iw-len(m.code.Prompt)-1, 1))
+	m.input.SetWidth(max(iw-len(m.input.Prompt)-1, 1))
 }
 
 func (m *Model) setTheme(isDark bool) {
 	m.st = theme(isDark)
-	m.email.SetStyles(m.st.input)
-	m.code.SetStyles(m.st.input)
-	m.help.Styles = m.st.help
+	m.input.SetStyles(m.st.input)
 	m.spin.Style = m.st.spinner
 }
 
@@ -419,16 +433,15 @@ func (m Model) updateSending(msg tea.Msg) (Model, tea.Cmd) {
 // show switches to the email or code screen.
 func (m Model) show(s state) (Model, tea.Cmd) {
 	m.state = s
+	m.setInput(s)
 	if s == stateEmail {
-		m.code.Blur()
-		m.email.Focus()
+		m.input.Focus()
 		return m, nil
 	}
-	m.email.Blur()
 	if m.codeDead {
-		m.code.Blur()
+		m.input.Blur()
 	} else {
-		m.code.Focus()
+		m.input.Focus()
 	}
 	m.tickSeq++ // any tick still in flight belongs to an old chain
 	return m, m.nextTick()
@@ -450,7 +463,9 @@ func (m Model) onCodeSent(msg codeSentMsg) (Model, tea.Cmd) {
 	}
 	m.alreadySent = t.AlreadySent
 	m.codeDead = false
-	m.code.Reset()
+	if m.inputFor == stateCode {
+		m.input.Reset() // a resend: the old code is void
+	}
 	m.outcome = outcomeSent
 	m.logInfo("code requested", "already_sent", t.AlreadySent, "maybe_sent", t.MaybeSent)
 	switch {

@@ -3,6 +3,7 @@ package ui
 import (
 	"strings"
 
+	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -44,7 +45,7 @@ func (m Model) View() tea.View {
 		if w <= 0 {
 			w = defaultWidth
 		}
-		return tea.NewView(ansi.Truncate(m.successLine(), w, "…"))
+		return tea.NewView(ansi.Truncate(m.successLine(), w, "…") + "\n")
 	}
 	var secs []section
 	if m.outbox != "" {
@@ -70,11 +71,19 @@ func (m Model) View() tea.View {
 	if m.banner.tone != toneNone {
 		secs = append(secs, spacer(), section{m.bannerView(m.banner), prioBanner})
 	}
-	secs = append(secs, spacer(), section{m.help.View(m.keys), prioHelp})
+	secs = append(secs, spacer(), section{m.helpView(), prioHelp})
 
 	v := tea.NewView(m.layout(secs))
 	v.AltScreen = true
 	return v
+}
+
+// helpView lists the keys of the current screen. The help.Model is made
+// per frame, not kept: it is 4.6 KB that an idle session need not hold.
+func (m Model) helpView() string {
+	h := help.Model{ShortSeparator: " • ", Ellipsis: "…", Styles: m.st.help}
+	h.SetWidth(m.innerWidth())
+	return h.View(m.keys)
 }
 
 func (m Model) successLine() string {
