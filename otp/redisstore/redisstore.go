@@ -29,6 +29,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"time"
@@ -155,7 +156,7 @@ func (s *Store) Issue(ctx context.Context, addr, client string, p otp.Pending, n
 	args = appendTime(args, p.IssuedAt)
 	args = appendTime(args, p.ExpiresAt)
 	args = appendTime(args, p.ResendAt)
-	args = append(args, p.Attempts)
+	args = append(args, otp.ExpiredRetention.Nanoseconds())
 	args = appendTime(args, now)
 	args = append(args, lim.MaxAttempts, lim.FailureBudget, lim.FailureWindow.Nanoseconds(),
 		lim.AddressIssues, lim.ClientIssues, lim.IssueWindow.Nanoseconds(), lim.MaxPending,
@@ -181,9 +182,8 @@ func (s *Store) Issue(ctx context.Context, addr, client string, p otp.Pending, n
 // Attempt implements otp.Store.
 func (s *Store) Attempt(ctx context.Context, addr string, now time.Time, lim otp.Limits) (otp.Pending, error) {
 	id := digest(addr)
-	keys := []string{s.key("code:", id), s.key("fail:", id), s.key("pending", "")}
-	args := make([]any, 0, 7)
-	args = append(args, id)
+	keys := []string{s.key("code:", id), s.key("fail:", id)}
+	args := make([]any, 0, 6)
 	args = appendTime(args, now)
 	args = append(args, lim.MaxAttempts, lim.FailureBudget, lim.FailureWindow.Nanoseconds(),
 		gcSlack.Milliseconds())
@@ -259,7 +259,7 @@ func (s *Store) run(ctx context.Context, op string, sc *redis.Script, keys []str
 // unavailable wraps a Redis failure so that errors.Is(err,
 // otp.ErrUnavailable) holds while the message tells the operator why.
 func (s *Store) unavailable(op string, err error) error {
-	if errors.Is(err, context.DeadlineExceeded) {
+	if ne := net.Error(nil); errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 		err = fmt.Errorf("no reply within %v: %w", s.timeout, err)
 	}
 	return fmt.Errorf("%w: redisstore: %s via Redis at %s: %w", otp.ErrUnavailable, op, s.addr, err)

@@ -1,5 +1,5 @@
 -- Issue: KEYS code, failures, address issues, client issues, index.
--- ARGV id, hash, issued s n, expires s n, resend s n, attempts, now s n,
+-- ARGV id, hash, issued s n, expires s n, resend s n, retention, now s n,
 -- max attempts, failure budget, failure window, address issues, client
 -- issues, issue window, max pending, slack ms.
 local code, fails, aiss, ciss, index = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -52,9 +52,10 @@ end
 if old_member then redis.call('ZREM', index, old_member) end
 local exp, rsd = T(ARGV[5], ARGV[6]), T(ARGV[7], ARGV[8])
 redis.call('HSET', code, 'h', hash, 'is', ARGV[3], 'in', ARGV[4],
-  'es', ARGV[5], 'en', ARGV[6], 'rs', ARGV[7], 'rn', ARGV[8], 'a', ARGV[9])
-local last = exp
-if before(exp, rsd) then last = rsd end
+  'es', ARGV[5], 'en', ARGV[6], 'rs', ARGV[7], 'rn', ARGV[8], 'a', 0)
+-- An expired code still answers "expired" for the retention period.
+local last = add(exp, tonumber(ARGV[9]))
+if before(last, rsd) then last = rsd end
 redis.call('PEXPIRE', code, ttl(now, last, slack))
 redis.call('ZADD', index, exp[1], member(id, ARGV[5], ARGV[6]))
 charge(aiss, now, iwin, slack)

@@ -130,9 +130,6 @@ func (s *Server) start() error {
 		"--appendonly", "no",
 		"--dir", s.dir,
 		"--daemonize", "no",
-		// Fault tests stall the server with DEBUG SLEEP, which Redis 7
-		// refuses unless enabled; "local" allows it from loopback only.
-		"--enable-debug-command", "local",
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	setProcAttr(cmd)

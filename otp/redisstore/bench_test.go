@@ -1,0 +1,76 @@
+package redisstore
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/otplogin/otplogin/otp"
+	"github.com/otplogin/otplogin/otp/redisstore/internal/redistest"
+)
+
+// benchStores gives each benchmark the memory store next to the Redis one,
+// so one run shows both.
+func benchStores(b *testing.B, run func(b *testing.B, store otp.Store)) {
+	srv := redistest.Start(b)
+	b.Run("store=memory", func(b *testing.B) { run(b, otp.NewMemoryStore()) })
+	b.Run("store=redis", func(b *testing.B) {
+		s, err := Open(b.Context(), srv.URL(), Options{Prefix: fmt.Sprintf("bench:%s:%d:", b.Name(), b.N)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		run(b, s)
+	})
+}
+
+// benchService is a Service whose limits let b.N distinct addresses and
+// clients through.
+func benchService(b *testing.B, store otp.Store, mail otp.Sender) *otp.Service {
+	lim := otp.DefaultLimits()
+	lim.MaxPending = 10_000_000
+	s, err := otp.New(otp.Config{Key: sharedKey, Limits: lim}, store, mail)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// BenchmarkRequest: one code issued (one Issue script) and handed to a
+// sender that keeps it in memory.
+func BenchmarkRequest(b *testing.B) {
+	benchStores(b, func(b *testing.B, store otp.Store) {
+		svc := benchService(b, store, &recorder{})
+		ctx := b.Context()
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := svc.Request(ctx, fmt.Sprintf("u%d@example.com", i), fmt.Sprint("c", i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkVerify: one right code verified (Attempt and Consume scripts);
+// the codes are issued before the timer starts.
+func BenchmarkVerify(b *testing.B) {
+	benchStores(b, func(b *testing.B, store otp.Store) {
+		mail := &recorder{}
+		svc := benchService(b, store, mail)
+		ctx := b.Context()
+		addrs := make([]string, b.N)
+		for i := range addrs {
+			addrs[i] = fmt.Sprintf("u%d@example.com", i)
+			if _, err := svc.Request(ctx, addrs[i], fmt.Sprint("c", i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for _, addr := range addrs {
+			if err := svc.Verify(ctx, addr, mail.codes[addr]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
