@@ -74,6 +74,37 @@ type Config struct {
 	IdleTimeout time.Duration
 }
 
+// String describes c for the operator's log, e.g.
+// "smtp://bot:***@smtp.example.com:587 from=..."; never the password.
+// It also serves %v and %+v, so printing a Config cannot leak it.
+func (c Config) String() string {
+	if !c.Configured() {
+		return "no SMTP server configured"
+	}
+	var b strings.Builder
+	sec := c.security()
+	if sec == ImplicitTLS {
+		b.WriteString("smtps://")
+	} else {
+		b.WriteString("smtp://")
+	}
+	if c.Username != "" {
+		b.WriteString(url.User(c.Username).String())
+		b.WriteString(":***@")
+	}
+	b.WriteString(c.Addr())
+	if sec == NoTLS {
+		b.WriteString("?security=none")
+	}
+	if c.From != "" {
+		fmt.Fprintf(&b, " from=%q", c.From)
+	}
+	return b.String()
+}
+
+// GoString keeps %#v from printing the password too.
+func (c Config) GoString() string { return "mail.Config{" + c.String() + "}" }
+
 // Configured reports whether an SMTP server was configured.
 func (c Config) Configured() bool { return c.Host != "" }
 

@@ -1,6 +1,8 @@
 package mail_test
 
 import (
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,4 +182,49 @@ func TestCodeFromMessage(t *testing.T) {
 			t.Errorf("CodeFromMessage(%q) = %q, want an error", raw, got)
 		}
 	}
+}
+
+func TestConfigPrintsNoPassword(t *testing.T) {
+	const pw = "s3cret-Pa55"
+	c := mail.Config{Host: "smtp.example.com", Username: "bot@example.com", Password: pw, From: "Bot <bot@example.com>"}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		got := fmt.Sprintf(verb, c)
+		if strings.Contains(got, pw) {
+			t.Errorf("Sprintf(%s) = %q shows the password", verb, got)
+		}
+	}
+	if got, want := c.String(), `smtp://bot%40example.com:***@smtp.example.com:587 from="Bot <bot@example.com>"`; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{
+		"smtp://u:p@h:587", "smtps://u%40x:p%2F@h", "smtp://127.0.0.1:25?security=none",
+		"smtp://u:abcd efgh ijkl mnop@h", "smtp://u:p#x@h", "smtp://[::1]:25", "smtp://h:99999",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		c, err := mail.ParseURL(raw)
+		if err != nil {
+			if u, perr := url.Parse(raw); perr == nil && u.User != nil {
+				if pw, ok := u.User.Password(); ok && len(pw) >= 4 && strings.Contains(err.Error(), pw) {
+					t.Fatalf("error %q contains the password", err)
+				}
+			}
+			return
+		}
+		if c.Host == "" || !c.Configured() {
+			t.Fatalf("ParseURL(%q) succeeded without a host", raw)
+		}
+		if c.Port < 0 || c.Port > 65535 {
+			t.Fatalf("port %d", c.Port)
+		}
+		switch c.Security {
+		case mail.StartTLS, mail.ImplicitTLS, mail.NoTLS:
+		default:
+			t.Fatalf("security %q", c.Security)
+		}
+	})
 }

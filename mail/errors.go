@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/textproto"
+	"regexp"
 	"strings"
 	"time"
 
@@ -82,11 +83,31 @@ func (e *SendError) MaybeDelivered() bool {
 // invalid, or refused with a 5xx reply to RCPT. The user should try another
 // address; any other failure means "mail is not working right now".
 func (e *SendError) AddressRejected() bool {
-	if e.Stage == StageRcpt && e.Code >= 500 && e.Code < 600 {
+	if e.Stage == StageCompose {
+		return errors.Is(e.Err, errInvalidRecipient)
+	}
+	if e.Stage != StageRcpt || e.Code < 500 || e.Code > 599 {
+		return false
+	}
+	// RFC 3463: 5.1.x is about the address, 5.2.x the mailbox; 5.7.x is
+	// policy ("554 5.7.1 Relay access denied": our configuration, not the
+	// user's address). Without a telling enhanced code, go by the reply.
+	var tp *textproto.Error
+	if errors.As(e.Err, &tp) {
+		if m := enhancedCode.FindStringSubmatch(tp.Msg); m != nil && m[1] != "0" {
+			return m[1] == "1" || m[1] == "2"
+		}
+	}
+	switch e.Code {
+	case 550, 551, 552, 553:
 		return true
 	}
-	return e.Stage == StageCompose && errors.Is(e.Err, errInvalidRecipient)
+	return false
 }
+
+// enhancedCode matches the RFC 3463 status code that starts a reply text
+// and captures its subject.
+var enhancedCode = regexp.MustCompile(`^5\.(\d{1,3})\.\d{1,3}\b`)
 
 // Temporary reports that trying again later may succeed (a 4xx reply or a
 // network failure), as opposed to a configuration or address problem.

@@ -9,6 +9,9 @@ import (
 	"mime/multipart"
 	"net"
 	netmail "net/mail"
+	"net/textproto"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -99,11 +102,13 @@ func TestSendCodeDelivers(t *testing.T) {
 		helo     string
 		wantHelo string
 		wantMech string
+		caFile   bool
 	}{
 		{name: "starttls plain", wantHelo: "example.org", wantMech: "PLAIN"},
 		{name: "implicit tls", opts: smtptest.Options{TLS: smtptest.ImplicitTLS}, security: mail.ImplicitTLS, wantHelo: "example.org", wantMech: "PLAIN"},
 		{name: "login only (Office 365)", opts: smtptest.Options{Mechanisms: []string{"LOGIN"}}, wantHelo: "example.org", wantMech: "LOGIN"},
 		{name: "custom ehlo name", helo: "mx.example.net", wantHelo: "mx.example.net", wantMech: "PLAIN"},
+		{name: "extra CA file on top of system roots", caFile: true, wantHelo: "example.org", wantMech: "PLAIN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leakcheck.Check(t)
@@ -111,6 +116,13 @@ func TestSendCodeDelivers(t *testing.T) {
 			cfg := configFor(srv)
 			cfg.Security = tc.security
 			cfg.HeloName = tc.helo
+			if tc.caFile {
+				cfg.RootCAs = nil
+				cfg.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+				if err := os.WriteFile(cfg.CAFile, srv.CertPEM, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if err := send(t, newSender(t, cfg), nil); err != nil {
 				t.Fatalf("SendCode: %v", err)
 			}
@@ -245,6 +257,13 @@ func TestFaults(t *testing.T) {
 				return smtptest.Reply(550, "<"+to+">: Recipient address rejected")
 			}}},
 			want: check{stage: mail.StageRcpt, code: 550, attempts: 1, rejected: true},
+		},
+		{
+			name: "554 5.7.1 relay denied at RCPT is final, not the address's fault", conns: 1,
+			opts: smtptest.Options{Hooks: smtptest.Hooks{Rcpt: func(int, string) error {
+				return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied"}
+			}}},
+			want: check{stage: mail.StageRcpt, code: 554, attempts: 1},
 		},
 		{
 			name: "554 at end of DATA is final", conns: 1,
@@ -463,5 +482,43 @@ func TestMailTest(t *testing.T) {
 	err := newSender(t, cfg).Test(t.Context(), testTo)
 	if err == nil || !strings.Contains(err.Error(), "auth") || !strings.Contains(err.Error(), "535") {
 		t.Errorf("Test with a bad password = %v, want the auth stage and the 535 reply", err)
+	}
+}
+
+// The otp package reads these through its Sender interface and errors.As;
+// mail must not import otp, so the shapes are checked here.
+var (
+	_ interface {
+		SendCode(ctx context.Context, to, code string, expiresAt time.Time) error
+	} = (*mail.Sender)(nil)
+	_ interface {
+		MaybeDelivered() bool
+		AddressRejected() bool
+	} = (*mail.SendError)(nil)
+)
+
+func TestAddressRejected(t *testing.T) {
+	for _, tc := range []struct {
+		stage mail.Stage
+		code  int
+		msg   string
+		want  bool
+	}{
+		{mail.StageRcpt, 550, "5.1.1 <a@example.com>: User unknown", true},
+		{mail.StageRcpt, 553, "5.1.3 Bad destination mailbox address syntax", true},
+		{mail.StageRcpt, 552, "5.2.2 Mailbox full", true},
+		{mail.StageRcpt, 550, "No such user here", true},
+		{mail.StageRcpt, 550, "5.0.0 rejected", true},
+		{mail.StageRcpt, 554, "5.7.1 <a@example.com>: Relay access denied", false},
+		{mail.StageRcpt, 550, "5.7.1 Client host rejected", false},
+		{mail.StageRcpt, 554, "Transaction failed", false},
+		{mail.StageRcpt, 450, "4.2.1 Mailbox busy", false},
+		{mail.StageMail, 550, "5.1.8 Bad sender address", false},
+		{mail.StageDataEnd, 550, "5.1.1 User unknown", false},
+	} {
+		err := &mail.SendError{Stage: tc.stage, Code: tc.code, Attempts: 1, Err: &textproto.Error{Code: tc.code, Msg: tc.msg}}
+		if got := err.AddressRejected(); got != tc.want {
+			t.Errorf("%s %d %q: AddressRejected = %v, want %v", tc.stage, tc.code, tc.msg, got, tc.want)
+		}
 	}
 }

@@ -306,7 +306,8 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	m := Message{Time: time.Now(), From: ss.from, To: append([]string(nil), ss.to...), Raw: buf.Bytes()}
 	if err := ss.s.store(m); err != nil {
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "cannot write to the outbox"}
+		// The client is this process: the reason reaches the operator's log.
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "cannot write to the outbox: " + err.Error()}
 	}
 	return nil
 }

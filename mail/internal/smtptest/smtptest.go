@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log"
@@ -76,6 +77,7 @@ type Message struct {
 // Server is a running test server.
 type Server struct {
 	RootCAs *x509.CertPool // trusts the server's certificate
+	CertPEM []byte         // the certificate, for a CA file
 
 	run  *smtpd.Running
 	opts Options
@@ -100,7 +102,11 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{RootCAs: roots, opts: opts}
+	s := &Server{
+		RootCAs: roots,
+		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}),
+		opts:    opts,
+	}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = "localhost"
 	srv.ReadTimeout = 10 * time.Second
