@@ -128,12 +128,15 @@ func serveStandIn(t *testing.T, codeScreen string) (string, *mailbox) {
 	return ln.Addr().String(), mail
 }
 
+// standInScreens are the stand-in's markers.
+var standInScreens = Screens{Email: "Email:", Code: "Code sent to", Verified: "Verified"}
+
 func TestRunLogins(t *testing.T) {
 	addr, mail := serveStandIn(t, "Code sent to ")
 	const n = 12
 	var progress bytes.Buffer
 	rep, err := Run(t.Context(), Config{
-		Addr: addr, Sessions: n, Concurrency: 4, RunID: "t1",
+		Addr: addr, Sessions: n, Concurrency: 4, RunID: "t1", Screens: standInScreens,
 		Codes: mail, Stats: Process{}, Progress: &progress,
 	})
 	if err != nil {
@@ -159,7 +162,7 @@ func TestRunReportsFailures(t *testing.T) {
 	// in that phase, and the report must show what the screen said.
 	addr, mail := serveStandIn(t, "Something broke for ")
 	rep, err := Run(t.Context(), Config{
-		Addr: addr, Sessions: 3, Concurrency: 3, RunID: "t2",
+		Addr: addr, Sessions: 3, Concurrency: 3, RunID: "t2", Screens: standInScreens,
 		Codes: mail, SessionTimeout: 300 * time.Millisecond, Stats: Process{},
 	})
 	if err != nil {
@@ -181,7 +184,7 @@ func TestRunIdle(t *testing.T) {
 	addr, _ := serveStandIn(t, "Code sent to ")
 	const n = 8
 	rep, err := Run(t.Context(), Config{
-		Addr: addr, Sessions: n, Concurrency: 3, Hold: 200 * time.Millisecond, Stats: Process{},
+		Addr: addr, Sessions: n, Concurrency: 3, Hold: 200 * time.Millisecond, Screens: standInScreens, Stats: Process{},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,10 @@ import (
 	"time"
 )
 
+// idleQuiet is the wait between the last session's first frame and the
+// start of an idle run's hold.
+const idleQuiet = time.Second
+
 // Bounds on a run, so that a typo cannot start an unbounded one.
 const (
 	MaxSessions    = 100_000
@@ -74,7 +78,8 @@ type Config struct {
 	// first frame in an idle run (default 30s).
 	SessionTimeout time.Duration
 	// Hold > 0 makes an idle run: open every session to its first frame,
-	// keep all of them open for Hold, sample the server, then close them.
+	// wait a second for the server to go quiet, keep every session open for
+	// Hold, sample the server, then close them.
 	Hold time.Duration
 	// Settle is how long to wait after the run for the server's goroutines
 	// to return to their count before it (default 10s).
@@ -152,7 +157,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("load: concurrency must be 1..%d, got %d", MaxConcurrency, c.Concurrency)
 	case c.Timeout < 0 || c.SessionTimeout < 0 || c.Hold < 0 || c.Settle < 0 || c.SampleEvery < 0:
 		return c, errors.New("load: durations must not be negative")
-	case c.Hold > 0 && c.Hold >= c.Timeout:
+	case c.Hold > 0 && c.Hold+idleQuiet >= c.Timeout:
 		return c, fmt.Errorf("load: hold %v must be shorter than the timeout %v", c.Hold, c.Timeout)
 	case c.Hold == 0 && c.Codes == nil:
 		return c, errors.New("load: a login run needs a code reader (the dev outbox)")
@@ -358,11 +363,17 @@ func (r *runner) idle(ctx context.Context) (peak Sample, cpu time.Duration, rx i
 		cwg.Wait()
 	}()
 
-	// Count only what the server sends once every session sits idle.
+	// Count only what the server sends once every session sits idle: the
+	// rest of a first frame may still be on its way when a busy server
+	// drew the marker, so the count starts after a quiet period.
 	for _, s := range sessions {
 		if s != nil {
 			s.drain(&r.rx)
 		}
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(idleQuiet):
 	}
 	r.rx.Store(0)
 	first := r.sample(ctx)
