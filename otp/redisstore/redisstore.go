@@ -15,11 +15,14 @@
 // lists no email address and no code. An unkeyed digest can still be
 // matched against a list of known addresses; it hides, it does not protect.
 //
-// Every script touches the shared index of pending codes, so all keys must
-// live on one Redis primary. Open connects to a single server (redis:// or
-// rediss:// URL); with Redis Cluster, all keys would have to share one hash
-// slot (put a hash tag in the prefix, "{otplogin}:"), which gives no
-// scaling, so it is not supported.
+// Deployment notes. Every script touches the shared index of pending codes,
+// so all keys must live on one Redis primary: Open connects to a single
+// server, and Redis Cluster is not supported (all keys would have to share
+// one hash slot, which gives no scaling). Run Redis with
+// maxmemory-policy noeviction: evicting a counter would quietly lift a
+// limit, while a full Redis makes calls fail, and the Service refuses with
+// otp.ErrUnavailable. Persistence is optional: a Redis that restarts empty
+// only makes users request a new code.
 package redisstore
 
 import (
@@ -70,9 +73,9 @@ type Options struct {
 	// Prefix namespaces every key. Replicas sharing codes must use the same
 	// prefix; different prefixes keep deployments apart on one database.
 	Prefix string
-	// Timeout bounds every call to Redis, connecting included. Connection
-	// settings given in the URL's query (dial_timeout, read_timeout,
-	// pool_size, ...) take precedence over it.
+	// Timeout bounds every call to Redis, connecting included (default 1s).
+	// Connection settings in the URL's query (dial_timeout, read_timeout,
+	// pool_size, ...) take precedence; retries stay off whatever it says.
 	Timeout time.Duration
 }
 
@@ -119,6 +122,8 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		o.PoolTimeout = opts.Timeout
 	}
 	if o.PoolSize == 0 {
+		// Each call holds a connection for one round trip; 32 in flight
+		// per replica is far more than sub-millisecond scripts need.
 		o.PoolSize = 32
 	}
 	if o.MaxActiveConns == 0 {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/otplogin/otplogin/otp"
 	"github.com/otplogin/otplogin/otp/redisstore/internal/redistest"
@@ -207,4 +210,42 @@ func TestCrossReplica(t *testing.T) {
 			t.Fatalf("Request past the global cap: %v, want LimitBusy", err)
 		}
 	})
+}
+
+// TestDumpShowsNoSecrets: after a full request through a Service, nothing
+// in the database spells out the address, the client or the code.
+func TestDumpShowsNoSecrets(t *testing.T) {
+	srv := redistest.Start(t)
+	r := newReplicas(t, srv, otp.Limits{})
+	const addr, client = "Mallory.Secret@Example.com", "192.0.2.77"
+	if _, err := r.a.Request(testCtx(t), addr, client); err != nil {
+		t.Fatal(err)
+	}
+	code := r.mail.code(t, "Mallory.Secret@example.com")
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	keys, err := rdb.Keys(testCtx(t), "*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("KEYS = %q, %v", keys, err)
+	}
+	var dump []string
+	for _, k := range keys {
+		dump = append(dump, k)
+		switch typ := rdb.Type(testCtx(t), k).Val(); typ {
+		case "hash":
+			for f, v := range rdb.HGetAll(testCtx(t), k).Val() {
+				dump = append(dump, f, v)
+			}
+		case "zset":
+			dump = append(dump, rdb.ZRange(testCtx(t), k, 0, -1).Val()...)
+		default:
+			t.Fatalf("key %q has unexpected type %q", k, typ)
+		}
+	}
+	for _, v := range dump {
+		lv := strings.ToLower(v)
+		if strings.Contains(lv, "mallory") || strings.Contains(v, client) || v == code {
+			t.Errorf("the database shows %q", v)
+		}
+	}
 }
