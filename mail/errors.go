@@ -64,7 +64,13 @@ func (e *SendError) Error() string {
 		fmt.Fprintf(&b, " (after %d attempts)", e.Attempts)
 	}
 	b.WriteString(": ")
-	b.WriteString(mask.In(e.Err.Error(), e.to))
+	// Server replies can be multi-line and say anything: one clean log line.
+	b.WriteString(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, mask.In(e.Err.Error(), e.to)))
 	if e.MaybeDelivered() {
 		b.WriteString(" (the message may still have been delivered)")
 	}

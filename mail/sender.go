@@ -104,10 +104,10 @@ func New(cfg Config) (*Sender, error) {
 	if helo == "" {
 		helo = fa.Address[strings.LastIndexByte(fa.Address, '@')+1:]
 	}
-	retry := cfg.Retry
 	if strings.EqualFold(helo, "localhost") && !isLoopback(cfg.Host) {
 		return nil, fmt.Errorf("%s: the From domain is localhost, which real relays reject; set a name", EnvHelo)
 	}
+	retry := cfg.Retry
 	if retry.Attempts < 1 {
 		retry = DefaultRetry
 	}
@@ -175,7 +175,8 @@ func (s *Sender) deliver(ctx context.Context, m message) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		err := s.attempt(ctx, m)
+		// A retry dials anew: whatever failed may have hit the pooled ones too.
+		err := s.attempt(ctx, m, attempt == 1)
 		if err == nil {
 			return nil
 		}
@@ -202,9 +203,9 @@ func (s *Sender) deliver(ctx context.Context, m message) error {
 	}
 }
 
-// attempt delivers m over one connection, pooled or new.
-func (s *Sender) attempt(ctx context.Context, m message) error {
-	sess, stop, err := s.open(ctx)
+// attempt delivers m over one connection, pooled (if allowed) or new.
+func (s *Sender) attempt(ctx context.Context, m message, pooled bool) error {
+	sess, stop, err := s.open(ctx, pooled)
 	if err != nil {
 		return err
 	}

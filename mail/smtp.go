@@ -43,24 +43,26 @@ func watch(ctx context.Context, nc net.Conn) (stop func() bool) {
 	return context.AfterFunc(ctx, func() { _ = nc.SetDeadline(aLongTimeAgo) })
 }
 
-// open returns a session watched by ctx (see watch): a pooled one that
-// still answers RSET, or a new one. The caller calls stop when done.
-func (s *Sender) open(ctx context.Context) (sess *session, stop func() bool, err error) {
-	for {
-		sess := s.pool.get()
-		if sess == nil {
+// open returns a session watched by ctx (see watch): if pooled, one from
+// the pool that still answers RSET, else a new one. The caller calls stop
+// when done.
+func (s *Sender) open(ctx context.Context, pooled bool) (sess *session, stop func() bool, err error) {
+	for pooled {
+		idle := s.pool.get()
+		if idle == nil {
 			break
 		}
-		stop := watch(ctx, sess.nc)
+		stop := watch(ctx, idle.nc)
 		// RSET checks that the server has not dropped the idle connection,
 		// before anything of this message is at stake.
-		if err := sess.c.Reset(); err == nil {
-			return sess, stop, nil
+		err := idle.c.Reset()
+		if err == nil {
+			return idle, stop, nil
 		}
 		stop()
-		sess.close()
+		idle.close()
 		if expired(ctx) {
-			return nil, nil, fail(StageConnect, ctx.Err())
+			return nil, nil, fail(StageConnect, err)
 		}
 	}
 	var d net.Dialer
