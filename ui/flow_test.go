@@ -27,8 +27,12 @@ func TestVerifyLocal(t *testing.T) {
 		"enter verify", "esc change address")
 	d.wantNotView("ctrl+r resend")
 
-	d.typ(e.sender.code(t, "Alice@example.com"))
+	code := e.sender.code(t, "Alice@example.com")
+	d.typ(code)
 	d.send(enter)
+	if strings.Contains(e.log.String(), code) {
+		t.Errorf("log shows the code:\n%s", e.log)
+	}
 	if !d.quit {
 		t.Fatal("local model did not quit after success")
 	}

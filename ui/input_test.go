@@ -171,3 +171,30 @@ func TestClean(t *testing.T) {
 		}
 	}
 }
+
+// FuzzInput sends arbitrary text to both inputs, typed and pasted: nothing
+// unsafe may reach the value or the screen, and the screen must fit.
+func FuzzInput(f *testing.F) {
+	for _, s := range []string{"alice@example.com", "\x1b[31m", "123 456", "\u202e", "\xff", "漢字@例え.jp", "\r\n\t"} {
+		f.Add(s)
+	}
+	e := newEnv(f, otp.Config{})
+	f.Fuzz(func(t *testing.T, s string) {
+		d := newDriver(t, e.options(Options{}))
+		d.send(tea.WindowSizeMsg{Width: 40, Height: 10})
+		for _, msg := range []tea.Msg{tea.PasteMsg{Content: s}, tea.KeyPressMsg{Code: 'x', Text: s}} {
+			d.send(msg)
+			if r, bad := hasUnsafe(d.m.input.Value()); bad {
+				t.Fatalf("value holds %U after %T %q", r, msg, s)
+			}
+			if n := len([]rune(d.m.input.Value())); n > 254 {
+				t.Fatalf("value holds %d runes", n)
+			}
+			view := d.m.View().Content
+			if r, bad := hasUnsafe(ansi.Strip(view)); bad {
+				t.Fatalf("view holds %U after %T %q", r, msg, s)
+			}
+			checkFits(t, view, 40, 10)
+		}
+	})
+}
