@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/otplogin/otplogin/otp"
@@ -72,5 +73,53 @@ func BenchmarkVerify(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	})
+}
+
+// BenchmarkVerifyMiss: one wrong guess (one Attempt script), as a guessing
+// attacker costs the store.
+func BenchmarkVerifyMiss(b *testing.B) {
+	benchStores(b, func(b *testing.B, store otp.Store) {
+		mail := &recorder{}
+		svc := benchService(b, store, mail)
+		ctx := b.Context()
+		const perCode = 5 // MaxAttempts
+		addrs := make([]string, b.N/perCode+1)
+		for i := range addrs {
+			addrs[i] = fmt.Sprintf("u%d@example.com", i)
+			if _, err := svc.Request(ctx, addrs[i], fmt.Sprint("c", i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			addr := addrs[i/perCode]
+			if err := svc.Verify(ctx, addr, wrong(mail.codes[addr])); err == nil {
+				b.Fatal("a wrong code verified")
+			}
+		}
+	})
+}
+
+// BenchmarkRequestParallel: Requests from many sessions at once, as a busy
+// replica makes them; Redis pipelines nothing, so this shows how far the
+// connection pool carries past one round trip at a time.
+func BenchmarkRequestParallel(b *testing.B) {
+	benchStores(b, func(b *testing.B, store otp.Store) {
+		svc := benchService(b, store, &recorder{})
+		ctx := b.Context()
+		var next atomic.Int64
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := next.Add(1)
+				if _, err := svc.Request(ctx, fmt.Sprintf("u%d@example.com", i), fmt.Sprint("c", i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
 	})
 }
