@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	tea "charm.land/bubbletea/v2"
+	"charm.land/log/v2"
+	"github.com/charmbracelet/x/term"
+
+	"github.com/otplogin/otplogin/internal/mask"
+	"github.com/otplogin/otplogin/ui"
+)
+
+var localSettings = []setting{
+	{"log-file", "OTPLOGIN_LOG_FILE", "operator log of the local app (default: next to the outbox, otplogin.log)"},
+}
+
+// runLocal runs the login in this terminal. The UI draws on the terminal,
+// never on stdout: stdout gets only the verified address, so that
+// email=$(otplogin) works in scripts.
+func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	s := newSettings("otplogin", getenv, mailSettings, serviceSettings, localSettings)
+	s.fs.SetOutput(stderr)
+	s.fs.Usage = func() {
+		fmt.Fprint(stderr, usage, "\nFlags:\n")
+		s.fs.PrintDefaults()
+	}
+	if err := s.parse(args); err != nil {
+		return exitStatus(err, stderr)
+	}
+	addr, err := localLogin(ctx, s)
+	if err != nil {
+		return exitStatus(err, stderr)
+	}
+	if addr == "" {
+		return exitFailed
+	}
+	fmt.Fprintln(stdout, addr)
+	return exitOK
+}
+
+// localLogin runs the UI and returns the verified address, or "" when the
+// user left without verifying.
+func localLogin(ctx context.Context, s *settings) (string, error) {
+	m, err := openMailer(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	defer m.Close()
+
+	logger, closeLog, err := localLogger(s, m)
+	if err != nil {
+		return "", err
+	}
+	defer closeLog()
+
+	svc, err := openService(ctx, s, m, logger, nil)
+	if err != nil {
+		return "", err
+	}
+	defer svc.Close()
+
+	in, out, closeTerm, err := terminal()
+	if err != nil {
+		return "", err
+	}
+	defer closeTerm()
+
+	opts := ui.Options{Service: svc, Client: "local", Logger: logger}
+	if m.dev != nil {
+		opts.DevOutbox = m.dev.Outbox()
+	}
+	final, err := tea.NewProgram(ui.New(opts),
+		tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out)).Run()
+	if err != nil && !errors.Is(err, tea.ErrProgramKilled) {
+		return "", fmt.Errorf("terminal: %w", err)
+	}
+	fm, ok := final.(ui.Model)
+	if !ok {
+		return "", nil
+	}
+	addr, verified := fm.Verified()
+	logger.Info("session ended", "outcome", fm.Outcome(), "address", mask.Address(addr))
+	if !verified {
+		return "", nil
+	}
+	return addr, nil
+}
+
+// terminal opens the controlling terminal for the UI, so that it works
+// when stdout is a pipe.
+func terminal() (in, out *os.File, closeTerm func(), err error) {
+	if term.IsTerminal(os.Stdin.Fd()) && term.IsTerminal(os.Stdout.Fd()) {
+		return os.Stdin, os.Stdout, func() {}, nil
+	}
+	in, out, err = tea.OpenTTY()
+	if err != nil {
+		return nil, nil, nil, configError{errors.New("otplogin needs a terminal to ask for the address and code (no /dev/tty)")}
+	}
+	return in, out, func() { in.Close(); out.Close() }, nil
+}
+
+// localLogger writes the operator log to a file, since the terminal belongs
+// to the UI.
+func localLogger(s *settings, m *mailer) (*log.Logger, func(), error) {
+	path := s.get("OTPLOGIN_LOG_FILE")
+	if path == "" {
+		dir := filepath.Dir(s.get("OTPLOGIN_OUTBOX"))
+		if m.dev != nil {
+			dir = filepath.Dir(m.dev.Outbox())
+		} else if dir == "." {
+			dir = os.TempDir()
+		}
+		path = filepath.Join(dir, "otplogin.log")
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, configError{fmt.Errorf("OTPLOGIN_LOG_FILE: %w", err)}
+	}
+	logger, err := newLogger(f, "text")
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if m.dev != nil {
+		logger.Warn("DEV MODE: mail is not delivered; it is saved in the outbox", "outbox", m.dev.Outbox())
+	}
+	return logger, func() { f.Close() }, nil
+}
+
+var _ ui.Service = (*codeService)(nil)

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	tea "charm.land/bubbletea/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/otplogin/otplogin/otp"
+	"github.com/otplogin/otplogin/serve"
+	"github.com/otplogin/otplogin/ui"
+)
+
+var serveSettings = []setting{
+	{"listen", "OTPLOGIN_LISTEN", "address to listen on; use :23234 to accept connections from other hosts (default " + serve.DefaultListen + ")"},
+	{"host-key", "OTPLOGIN_HOST_KEY", "SSH host key file, ed25519, created on first start (default " + defaultHostKey() + ")"},
+	{"log-format", "OTPLOGIN_LOG_FORMAT", "operator log format on stderr: text or json"},
+	{"debug-addr", "OTPLOGIN_DEBUG_ADDR", "serve /stats and /debug/pprof on this loopback address, e.g. 127.0.0.1:6060 (default off)"},
+	{"max-sessions", "OTPLOGIN_MAX_SESSIONS", "live sessions on the server (default 1000)"},
+	{"max-sessions-per-client", "OTPLOGIN_MAX_SESSIONS_PER_CLIENT", "live sessions per client address (default 10)"},
+	{"conn-rate", "OTPLOGIN_CONN_RATE", "new connections per second per client address, burst 10 (default 1)"},
+	{"client-codes", "OTPLOGIN_CLIENT_CODES", "codes per hour per client address (default 20)"},
+}
+
+// defaultHostKey keeps the host key with the user's configuration, so the
+// server has the same identity wherever it is started from.
+func defaultHostKey() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "otplogin_host_key"
+	}
+	return filepath.Join(dir, "otplogin", "ssh_host_ed25519_key")
+}
+
+// runServe serves the login over SSH until ctx is cancelled (SIGINT or
+// SIGTERM), then shuts down gracefully.
+func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	s := newSettings("otplogin serve", getenv, serveSettings, mailSettings, serviceSettings)
+	s.fs.SetOutput(stderr)
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, s.get("OTPLOGIN_LOG_FORMAT"))
+	if err != nil {
+		return s.explain(err)
+	}
+	cfg := serve.Config{
+		Listen:      s.get("OTPLOGIN_LISTEN"),
+		HostKeyPath: s.get("OTPLOGIN_HOST_KEY"),
+		Logger:      logger,
+	}
+	if cfg.HostKeyPath == "" {
+		cfg.HostKeyPath = defaultHostKey()
+	}
+	if err := s.positiveInt("OTPLOGIN_MAX_SESSIONS", &cfg.MaxSessions); err != nil {
+		return err
+	}
+	if err := s.positiveInt("OTPLOGIN_MAX_SESSIONS_PER_CLIENT", &cfg.MaxSessionsPerClient); err != nil {
+		return err
+	}
+	if v := s.get("OTPLOGIN_CONN_RATE"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r <= 0 {
+			return configError{s.explain(fmt.Errorf("OTPLOGIN_CONN_RATE: %q is not a positive number of connections per second", v))}
+		}
+		cfg.ConnRate = rate.Limit(r)
+	}
+	var clientCodes int
+	if err := s.positiveInt("OTPLOGIN_CLIENT_CODES", &clientCodes); err != nil {
+		return err
+	}
+
+	m, err := openMailer(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if m.dev != nil {
+		logger.Warn("DEV MODE: mail is not delivered; codes are saved in the outbox, which SSH users never see", "outbox", m.dev.Outbox())
+	}
+	svc, err := openService(ctx, s, m, logger, func(c *otp.Config) {
+		if clientCodes > 0 {
+			c.Limits.ClientIssues = clientCodes
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+
+	cfg.NewModel = func(sess serve.Session) tea.Model {
+		return ui.New(ui.Options{
+			Service: svc,
+			Client:  sess.Client,
+			Remote:  true,
+			Logger:  sess.Logger,
+			Context: sess.Context(),
+		})
+	}
+	srv, err := serve.New(cfg)
+	if err != nil {
+		return configError{err}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the debug endpoint if the server fails to start
+	if addr := s.get("OTPLOGIN_DEBUG_ADDR"); addr != "" {
+		go func() {
+			if err := srv.ServeDebug(ctx, addr); err != nil {
+				logger.Error("debug endpoint stopped", "err", err)
+			}
+		}()
+	}
+	return srv.ListenAndServe(ctx)
+}
+
+// positiveInt reads an optional positive integer setting into dst.
+func (s *settings) positiveInt(env string, dst *int) error {
+	v := s.get(env)
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return configError{s.explain(fmt.Errorf("%s: %q is not a positive whole number", env, v))}
+	}
+	*dst = n
+	return nil
+}

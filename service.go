@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"charm.land/log/v2"
+
+	"github.com/otplogin/otplogin/otp"
+	"github.com/otplogin/otplogin/otp/redisstore"
+)
+
+// codeService is the otp Service with the store it owns.
+type codeService struct {
+	*otp.Service
+	store io.Closer // nil for the memory store
+}
+
+func (c *codeService) Close() error {
+	err := c.Service.Close()
+	if c.store != nil {
+		err = errors.Join(err, c.store.Close())
+	}
+	return err
+}
+
+// openService builds the code service over the configured store: memory by
+// default, Redis when OTPLOGIN_REDIS_URL is set (then replicas must share
+// OTPLOGIN_SECRET, the key codes are hashed with).
+// tune, when not nil, adjusts the service configuration (serve's flags).
+func openService(ctx context.Context, s *settings, m *mailer, logger *log.Logger, tune func(*otp.Config)) (*codeService, error) {
+	redisURL := s.get("OTPLOGIN_REDIS_URL")
+	key, err := secretKey(s, redisURL != "")
+	if err != nil {
+		return nil, err
+	}
+	cs := &codeService{}
+	var store otp.Store = otp.NewMemoryStore()
+	if redisURL != "" {
+		rs, err := redisstore.Open(ctx, redisURL, redisstore.Options{})
+		if err != nil {
+			if errors.Is(err, otp.ErrUnavailable) {
+				return nil, fmt.Errorf("OTPLOGIN_REDIS_URL: %w", err)
+			}
+			return nil, configError{s.explain(fmt.Errorf("OTPLOGIN_REDIS_URL: %w", err))}
+		}
+		store, cs.store = rs, rs
+		logger.Info("codes and limits are shared through Redis")
+	}
+	cfg := otp.Config{Key: key}
+	if tune != nil {
+		tune(&cfg)
+	}
+	if cs.Service, err = otp.New(cfg, store, m.sender); err != nil {
+		if cs.store != nil {
+			cs.store.Close()
+		}
+		return nil, configError{err}
+	}
+	return cs, nil
+}
