@@ -1,8 +1,8 @@
 package otp
 
 import (
-	"net/mail"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -35,8 +35,11 @@ const (
 //
 // Accepted: an unquoted dot-atom local part of at most 64 bytes, "@", and a
 // domain name with at least one dot, labels of ASCII letters, digits and
-// inner hyphens, a non-numeric top-level label; at most 254 bytes in all and
-// whatever net/mail.ParseAddress accepts as exactly that addr-spec.
+// inner hyphens, a non-numeric top-level label; at most 254 bytes in all.
+// That grammar is a strict subset of what net/mail.ParseAddress reads as
+// exactly the input addr-spec (FuzzNormalizeAddress checks it), checked by
+// hand because Verify normalises on every attempt and the parser would be
+// its largest cost after the HMAC.
 //
 // Refused on purpose: display names, angle brackets, comments and quoted
 // local parts (a code goes to exactly the string the user typed); single-label
@@ -45,90 +48,152 @@ const (
 // and Unicode normalisation one mailbox would have many spellings, each with
 // its own limits, and most relays cannot deliver to them (no SMTPUTF8).
 func NormalizeAddress(address string) (string, error) {
-	if !utf8.ValidString(address) {
-		return "", &AddressError{Reason: reasonUTF8}
-	}
-	s := strings.Trim(address, " \t")
+	addr, _, err := normalize(address)
+	return addr, err
+}
+
+// normalize is NormalizeAddress that also returns the address's key: the
+// store key and HMAC input, which is the whole address lower-cased. Mail
+// systems treat local parts case-blind in practice, so "Bob@x.com" and
+// "bob@x.com" share one mailbox; keying them apart would give an attacker a
+// fresh failure budget and issue cap per spelling. One pass finds both,
+// since Verify runs this on every attempt.
+func normalize(address string) (addr, key string, err error) {
+	s := trimBlanks(address)
 	if s == "" {
-		return "", &AddressError{Reason: reasonEmpty}
+		return "", "", &AddressError{Reason: reasonEmpty}
 	}
 	if len(s) > maxAddressLen {
-		return "", &AddressError{Reason: reasonTooLong}
-	}
-	for _, r := range s {
-		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
-			return "", &AddressError{Reason: reasonControl}
-		}
+		return "", "", &AddressError{Reason: reasonTooLong}
 	}
 	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return "", &AddressError{Reason: reasonASCII}
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return "", "", &AddressError{Reason: reasonControl}
+		} else if c >= utf8.RuneSelf {
+			return "", "", &AddressError{Reason: nonASCIIReason(s)}
 		}
 	}
 	at := strings.LastIndexByte(s, '@')
 	if at < 0 {
-		return "", &AddressError{Reason: reasonNoAt}
-	}
-	// net/mail is the reference grammar; anything it reads as a different
-	// addr-spec (display name, <>, comment, quotes) is not a bare address.
-	parsed, err := mail.ParseAddress(s)
-	if err != nil || parsed.Name != "" || parsed.Address != s {
-		return "", &AddressError{Reason: reasonPlain}
+		return "", "", &AddressError{Reason: reasonNoAt}
 	}
 	local, domain := s[:at], s[at+1:]
+	ok, upperLocal := isDotAtom(local)
+	if !ok {
+		return "", "", &AddressError{Reason: reasonPlain}
+	}
 	if len(local) > maxLocalLen {
-		return "", &AddressError{Reason: reasonLocalLen}
+		return "", "", &AddressError{Reason: reasonLocalLen}
 	}
-	if reason := checkDomain(domain); reason != "" {
-		return "", &AddressError{Reason: reason}
+	reason, upperDomain := checkDomain(domain)
+	if reason != "" {
+		return "", "", &AddressError{Reason: reason}
 	}
-	return local + "@" + lowerASCII(domain), nil
+	addr = s
+	if upperDomain {
+		addr = local + "@" + strings.ToLower(domain)
+	}
+	key = addr
+	if upperLocal {
+		key = strings.ToLower(addr)
+	}
+	return addr, key, nil
 }
 
-// checkDomain returns why domain is not a usable host name, or "".
-func checkDomain(domain string) string {
-	if strings.IndexByte(domain, '.') < 0 {
-		if domain != "" && domain[0] == '[' {
-			return reasonDomain
-		}
-		return reasonNoDot
+// trimBlanks trims the spaces and tabs a paste brings along. Other
+// whitespace (CR, LF, NBSP) is refused, not trimmed: it is not a typo.
+func trimBlanks(s string) string {
+	i, j := 0, len(s)
+	for i < j && (s[i] == ' ' || s[i] == '\t') {
+		i++
 	}
-	var last string
-	for label := range strings.SplitSeq(domain, ".") {
-		if label == "" || len(label) > maxLabelLen || label[0] == '-' || label[len(label)-1] == '-' {
-			return reasonDomain
+	for j > i && (s[j-1] == ' ' || s[j-1] == '\t') {
+		j--
+	}
+	return s[i:j]
+}
+
+// nonASCIIReason says why s, which has a byte >= 0x80, is refused: the most
+// specific of invalid UTF-8, a control character anywhere, or non-ASCII.
+func nonASCIIReason(s string) string {
+	if !utf8.ValidString(s) {
+		return reasonUTF8
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return reasonControl
 		}
-		for i := 0; i < len(label); i++ {
-			c := label[i] | 0x20 // ASCII lower-case for letters; digits and '-' are unchanged
-			if !(c >= 'a' && c <= 'z' || label[i] >= '0' && label[i] <= '9' || label[i] == '-') {
-				return reasonDomain
+	}
+	return reasonASCII
+}
+
+// isDotAtom reports whether s is an RFC 5322 dot-atom: atext runs joined by
+// single dots, and whether it has upper-case letters. It excludes quoted
+// strings, which would let two spellings name one mailbox.
+func isDotAtom(s string) (ok, upper bool) {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' {
+		return false, false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case 'A' <= c && c <= 'Z':
+			upper = true
+		case c == '.':
+			if s[i-1] == '.' {
+				return false, false
+			}
+		default:
+			switch c {
+			case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '/', '=', '?', '^', '_', '`', '{', '|', '}', '~':
+			default:
+				return false, false
 			}
 		}
-		last = label
 	}
-	if strings.Trim(last, "0123456789") == "" {
-		return reasonDomain // "1.2.3.4" is an IP address, not a domain
-	}
-	return ""
+	return true, upper
 }
 
-// lowerASCII lower-cases ASCII letters, returning s itself when it has none
-// (the common case, so Verify allocates nothing here).
-func lowerASCII(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(s)
+// checkDomain returns why domain is not a usable host name, or "", and
+// whether it has upper-case letters.
+func checkDomain(domain string) (reason string, upper bool) {
+	if domain == "" {
+		return reasonPlain, false
+	}
+	dot, digitsOnly := false, true // digitsOnly: in the current label
+	start := 0
+	for i := 0; i <= len(domain); i++ {
+		if i == len(domain) || domain[i] == '.' {
+			label := domain[start:i]
+			if label == "" || len(label) > maxLabelLen || label[0] == '-' || label[len(label)-1] == '-' {
+				return reasonDomain, false
+			}
+			if i == len(domain) {
+				break
+			}
+			dot, digitsOnly, start = true, true, i+1
+			continue
+		}
+		switch c := domain[i]; {
+		case '0' <= c && c <= '9':
+		case 'a' <= c && c <= 'z', c == '-':
+			digitsOnly = false
+		case 'A' <= c && c <= 'Z':
+			digitsOnly, upper = false, true
+		case c == ' ', c == '(', c == ')', c == '<', c == '>', c == '"', c == ',', c == ';', c == ':', c == '\\':
+			return reasonPlain, false // a display name, comment or list
+		default:
+			return reasonDomain, false
 		}
 	}
-	return s
+	switch {
+	case !dot:
+		return reasonNoDot, false
+	case digitsOnly:
+		return reasonDomain, false // "192.0.2.1" is an IP address, not a domain
+	}
+	return "", upper
 }
-
-// addressKey is the store key and HMAC input for a normalised address: the
-// whole address lower-cased. Mail systems treat local parts case-blind in
-// practice, so "Bob@x.com" and "bob@x.com" share one mailbox; keying them
-// apart would give an attacker a fresh failure budget and issue cap per
-// spelling.
-func addressKey(normalized string) string { return lowerASCII(normalized) }
 
 // maxCodeInput bounds the typed code ParseCode looks at, so a pasted novel
 // costs nothing.
@@ -139,10 +204,17 @@ const maxCodeInput = 64
 // anything else that is not an ASCII digit, or the wrong number of digits,
 // yields a *CodeError. No attempt is charged for a *CodeError.
 func ParseCode(input string, length int) (string, error) {
-	if length <= 0 || len(input) > maxCodeInput {
-		return "", &CodeError{Length: length}
-	}
 	var buf [maxCodeInput]byte
+	digits, err := parseCode(input, length, &buf)
+	return string(digits), err
+}
+
+// parseCode is ParseCode writing the digits into buf, so Verify allocates
+// nothing for them.
+func parseCode(input string, length int, buf *[maxCodeInput]byte) ([]byte, error) {
+	if length <= 0 || len(input) > maxCodeInput {
+		return nil, &CodeError{Length: length}
+	}
 	n := 0
 	for _, r := range strings.TrimSpace(input) {
 		switch {
@@ -151,11 +223,11 @@ func ParseCode(input string, length int) (string, error) {
 			buf[n] = byte(r)
 			n++
 		default:
-			return "", &CodeError{Length: length}
+			return nil, &CodeError{Length: length}
 		}
 	}
 	if n != length {
-		return "", &CodeError{Length: length}
+		return nil, &CodeError{Length: length}
 	}
-	return string(buf[:n]), nil
+	return buf[:n], nil
 }

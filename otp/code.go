@@ -14,16 +14,20 @@ import (
 var pow10 = [...]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10}
 
 // newCode returns length uniformly random decimal digits from crypto/rand.
-// A uint64 is drawn and redrawn while it falls in the last, partial run of
-// 10^length values, so every code is exactly equally likely (no modulo bias);
-// a redraw happens with probability below 1e-9.
 func newCode(length int) string {
+	// crypto/rand.Read never fails (it crashes the program instead).
+	return drawCode(func(b []byte) { _, _ = rand.Read(b) }, length)
+}
+
+// drawCode reads a uint64 and redraws while it falls in the last, partial
+// run of 10^length values, so every code is exactly equally likely (no
+// modulo bias); a redraw happens with probability below 1e-9.
+func drawCode(read func([]byte), length int) string {
 	n := pow10[length]
 	limit := math.MaxUint64 - math.MaxUint64%n // values >= limit would bias
 	var b [8]byte
 	for {
-		// crypto/rand.Read never fails (it crashes the program instead).
-		_, _ = rand.Read(b[:])
+		read(b[:])
 		if v := binary.LittleEndian.Uint64(b[:]); v < limit {
 			return formatCode(v%n, length)
 		}
@@ -42,26 +46,47 @@ func formatCode(v uint64, length int) string {
 
 // hasher computes HMAC-SHA256(key, addressKey || 0x00 || code). The 0x00
 // cannot occur in either part, so no two (address, code) pairs share an
-// input. Keyed HMAC states are pooled: hmac.New hashes the key pads on every
-// call, which would double the cost of Verify.
+// input. Keyed HMAC states are pooled with a scratch buffer: hmac.New hashes
+// the key pads on every call, and converting the strings would allocate.
 type hasher struct {
-	pool sync.Pool
+	pool sync.Pool // of *macState
+}
+
+type macState struct {
+	mac hash.Hash
+	buf []byte
+	out [sha256.Size]byte
 }
 
 func newHasher(key []byte) *hasher {
 	k := append([]byte(nil), key...)
 	h := &hasher{}
-	h.pool.New = func() any { return hmac.New(sha256.New, k) }
+	h.pool.New = func() any { return &macState{mac: hmac.New(sha256.New, k)} }
 	return h
 }
 
-func (h *hasher) sum(addrKey, code string) []byte {
-	m := h.pool.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(addrKey))
-	m.Write([]byte{0})
-	m.Write([]byte(code))
-	out := m.Sum(make([]byte, 0, sha256.Size))
+// sum returns the MAC of (addrKey, code) in a new slice.
+func (h *hasher) sum(addrKey string, code []byte) []byte {
+	m := h.mac(addrKey, code)
+	out := append([]byte(nil), m.out[:]...)
 	h.pool.Put(m)
 	return out
+}
+
+// equal reports in constant time whether want is the MAC of (addrKey, code).
+func (h *hasher) equal(want []byte, addrKey string, code []byte) bool {
+	m := h.mac(addrKey, code)
+	eq := hmac.Equal(m.out[:], want)
+	h.pool.Put(m)
+	return eq
+}
+
+// mac leaves the MAC in the returned state's out; the caller puts it back.
+func (h *hasher) mac(addrKey string, code []byte) *macState {
+	m := h.pool.Get().(*macState)
+	m.buf = append(append(append(m.buf[:0], addrKey...), 0), code...)
+	m.mac.Reset()
+	m.mac.Write(m.buf)
+	m.mac.Sum(m.out[:0])
+	return m
 }

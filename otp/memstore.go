@@ -1,6 +1,7 @@
 package otp
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -49,10 +50,12 @@ type MemoryStore struct {
 	peakClients  int
 }
 
-// addrState is everything kept per address: 96 bytes, the allocator's
-// 96-byte class, plus the map slot and the key string.
+// addrState is everything kept per address: 72 bytes (the allocator's
+// 80-byte class) and a 32-byte hash, plus the map slot and the key string.
 type addrState struct {
-	hash                    [sha256.Size]byte
+	// hash is nil or an array never written after Issue made it, so Attempt
+	// can hand out a slice of it without copying.
+	hash                    *[sha256.Size]byte
 	issued, expires, resend int64 // unix ns
 	attempts                int32
 	hasCode                 bool
@@ -149,7 +152,7 @@ func (m *MemoryStore) Issue(_ context.Context, addr, client string, p Pending, n
 		m.pending++
 	}
 	st.hasCode = true
-	copy(st.hash[:], p.Hash)
+	st.hash = (*[sha256.Size]byte)(bytes.Clone(p.Hash))
 	st.issued, st.expires, st.resend = p.IssuedAt.UnixNano(), p.ExpiresAt.UnixNano(), p.ResendAt.UnixNano()
 	st.attempts = 0
 	m.nextExpiry = min(m.nextExpiry, st.expires)
@@ -239,7 +242,7 @@ func shrink[V any](mp map[string]V, peak *int) map[string]V {
 
 func (st *addrState) pending() Pending {
 	return Pending{
-		Hash:      append([]byte(nil), st.hash[:]...),
+		Hash:      st.hash[:sha256.Size:sha256.Size], // capped: an append copies
 		IssuedAt:  unix(st.issued),
 		ExpiresAt: unix(st.expires),
 		ResendAt:  unix(st.resend),
@@ -251,7 +254,7 @@ func (st *addrState) dropCode(m *MemoryStore) {
 	if st.counted {
 		m.pending--
 	}
-	st.hasCode, st.counted, st.attempts, st.hash = false, false, 0, [sha256.Size]byte{}
+	st.hasCode, st.counted, st.attempts, st.hash = false, false, 0, nil
 }
 
 // Attempt implements Store.

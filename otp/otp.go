@@ -11,7 +11,6 @@ package otp
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -170,18 +169,17 @@ func (c *Config) fill() error {
 //     address for good.
 //   - wrapped ErrUnavailable: the store failed, or the Service is closed.
 func (s *Service) Request(ctx context.Context, address, client string) (Ticket, error) {
-	addr, err := NormalizeAddress(address)
+	addr, key, err := normalize(address)
 	if err != nil {
 		return Ticket{}, err
 	}
 	if err := s.check(); err != nil {
 		return Ticket{}, err
 	}
-	key := addressKey(addr)
 	code := newCode(s.length)
 	now := s.now()
 	p := Pending{
-		Hash:      s.hash.sum(key, code),
+		Hash:      s.hash.sum(key, []byte(code)),
 		IssuedAt:  now,
 		ExpiresAt: now.Add(s.ttl),
 		ResendAt:  now.Add(s.lim.ResendCooldown),
@@ -245,23 +243,23 @@ func maskErr(err error, addr string) string { return mask.In(err.Error(), addr) 
 // The attempt is charged before the comparison, so parallel guesses never
 // get more verdicts than the limits allow.
 func (s *Service) Verify(ctx context.Context, address, code string) error {
-	addr, err := NormalizeAddress(address)
+	_, key, err := normalize(address)
 	if err != nil {
 		return err
 	}
-	digits, err := ParseCode(code, s.length)
+	var buf [maxCodeInput]byte
+	digits, err := parseCode(code, s.length, &buf)
 	if err != nil {
 		return err
 	}
 	if err := s.check(); err != nil {
 		return err
 	}
-	key := addressKey(addr)
 	p, err := s.store.Attempt(ctx, key, s.now(), s.lim)
 	if err != nil {
 		return err
 	}
-	if !hmac.Equal(s.hash.sum(key, digits), p.Hash) {
+	if !s.hash.equal(p.Hash, key, digits) {
 		return &WrongCodeError{AttemptsLeft: max(s.lim.MaxAttempts-p.Attempts, 0)}
 	}
 	won, err := s.store.Consume(ctx, key, p.Hash)
