@@ -10,8 +10,8 @@ import (
 
 	"github.com/otplogin/otplogin/mail"
 	"github.com/otplogin/otplogin/mail/devserver"
-	"github.com/otplogin/otplogin/mail/internal/leakcheck"
-	"github.com/otplogin/otplogin/mail/internal/smtptest"
+	"github.com/otplogin/otplogin/internal/leakcheck"
+	"github.com/otplogin/otplogin/internal/smtptest"
 )
 
 func sendTo(t *testing.T, s *mail.Sender, to string) error {

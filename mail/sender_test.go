@@ -19,8 +19,8 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/otplogin/otplogin/mail"
-	"github.com/otplogin/otplogin/mail/internal/leakcheck"
-	"github.com/otplogin/otplogin/mail/internal/smtptest"
+	"github.com/otplogin/otplogin/internal/leakcheck"
+	"github.com/otplogin/otplogin/internal/smtptest"
 )
 
 const (

@@ -38,7 +38,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/otplogin/otplogin/mail"
-	"github.com/otplogin/otplogin/mail/internal/smtpd"
+	"github.com/otplogin/otplogin/internal/smtpd"
 )
 
 // MaxMessages is how many messages the server keeps in memory.

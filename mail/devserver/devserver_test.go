@@ -12,7 +12,7 @@ import (
 
 	"github.com/otplogin/otplogin/mail"
 	"github.com/otplogin/otplogin/mail/devserver"
-	"github.com/otplogin/otplogin/mail/internal/leakcheck"
+	"github.com/otplogin/otplogin/internal/leakcheck"
 )
 
 func TestDevServerOutbox(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/otplogin/otplogin/mail/internal/smtpd"
+	"github.com/otplogin/otplogin/internal/smtpd"
 )
 
 // TLSMode is how the server offers TLS.
