@@ -64,6 +64,26 @@ func TestWindowChangeReachesModel(t *testing.T) {
 	ts.waitEvent(t, "size 100x40")
 }
 
+func TestHugeWindowIsClamped(t *testing.T) {
+	ts := startServer(t, nil)
+	sess, err := dial(t, ts.addr).NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.RequestPty("xterm", 60000, 60000, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("size %dx%d", maxCols, maxRows)
+	ts.waitEvent(t, want)
+	if err := sess.WindowChange(30, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	ts.waitEvent(t, fmt.Sprintf("size %dx30", maxCols))
+}
+
 func TestColourFollowsClient(t *testing.T) {
 	ts := startServer(t, nil)
 	for _, tc := range []struct {

@@ -38,6 +38,19 @@ type Verifier interface {
 	Verified() (address string, ok bool)
 }
 
+// The largest window a program is told about. The client picks the size,
+// and bubbletea allocates two cell buffers of that size (about 120 bytes a
+// cell): a pty-req of 60000x60000 once took this server to 3 GB. A bigger
+// terminal shows the UI in its top-left corner.
+const (
+	maxCols = 120
+	maxRows = 40
+)
+
+func clampWindow(w ssh.Window) (width, height int) {
+	return min(max(w.Width, 0), maxCols), min(max(w.Height, 0), maxRows)
+}
+
 // endReason says why a session's program stopped.
 type endReason int32
 
@@ -72,7 +85,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 		}
 	}()
 
-	_, winch, ok := sess.Pty()
+	pty, winch, ok := sess.Pty()
 	if !ok {
 		logger.Info("session refused", "reason", "no pty")
 		refuse(sess, lineNoPTY)
@@ -99,6 +112,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 
 	in := &inputLimit{r: sess, left: s.cfg.MaxInputBytes}
 	opts := append(bm.MakeOptions(sess),
+		tea.WithWindowSize(clampWindow(pty.Window)),
 		tea.WithInput(in),
 		// A program's own signal handler would turn the server's SIGINT
 		// into an immediate quit of every session, skipping the grace.
@@ -161,7 +175,8 @@ func (s *Server) watch(ctx context.Context, p *tea.Program, winch <-chan ssh.Win
 				winch = nil
 				continue
 			}
-			p.Send(tea.WindowSizeMsg{Width: w.Width, Height: w.Height})
+			width, height := clampWindow(w)
+			p.Send(tea.WindowSizeMsg{Width: width, Height: height})
 		case <-stopping:
 			stopping = nil
 			p.Send(ShutdownMsg{Deadline: s.deadline})

@@ -24,6 +24,7 @@ type Stats struct {
 	Refused       int64 `json:"refused"`        // connections refused before the handshake
 	Goroutines    int   `json:"goroutines"`     // in the whole process
 	RSSBytes      int64 `json:"rss_bytes"`      // resident set of the process; 0 if unknown
+	CPUNanos      int64 `json:"cpu_ns"`         // CPU time the process has used; 0 if unknown
 }
 
 // Stats returns the current Stats.
@@ -37,6 +38,7 @@ func (s *Server) Stats() Stats {
 		Refused:       s.refused.Load(),
 		Goroutines:    runtime.NumGoroutine(),
 		RSSBytes:      rss(),
+		CPUNanos:      int64(cpuTime()),
 	}
 }
 
