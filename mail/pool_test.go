@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otplogin/otplogin/mail"
-	"github.com/otplogin/otplogin/mail/devserver"
 	"github.com/otplogin/otplogin/internal/leakcheck"
 	"github.com/otplogin/otplogin/internal/smtptest"
+	"github.com/otplogin/otplogin/mail"
+	"github.com/otplogin/otplogin/mail/devserver"
 )
 
 func sendTo(t *testing.T, s *mail.Sender, to string) error {

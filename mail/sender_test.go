@@ -18,9 +18,9 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/otplogin/otplogin/mail"
 	"github.com/otplogin/otplogin/internal/leakcheck"
 	"github.com/otplogin/otplogin/internal/smtptest"
+	"github.com/otplogin/otplogin/mail"
 )
 
 const (

@@ -37,8 +37,8 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/otplogin/otplogin/mail"
 	"github.com/otplogin/otplogin/internal/smtpd"
+	"github.com/otplogin/otplogin/mail"
 )
 
 // MaxMessages is how many messages the server keeps in memory.

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otplogin/otplogin/internal/leakcheck"
 	"github.com/otplogin/otplogin/mail"
 	"github.com/otplogin/otplogin/mail/devserver"
-	"github.com/otplogin/otplogin/internal/leakcheck"
 )
 
 func TestDevServerOutbox(t *testing.T) {
