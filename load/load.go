@@ -108,6 +108,10 @@ type Config struct {
 	// Progress receives a progress bar (a terminal) or progress lines;
 	// nil shows none.
 	Progress io.Writer
+
+	// duringHold, if set, runs during an idle run's hold with a context
+	// that ends with it (tests take profiles there).
+	duringHold func(context.Context)
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -223,8 +227,23 @@ type runner struct {
 type result struct {
 	firstFrame time.Duration // dial start to the email screen
 	login      time.Duration // dial start to the Verified banner
-	err        error         // nil: success
+	phases     [numPhases]time.Duration
+	err        error // nil: success
 }
+
+// phase is a step of a login, timed on its own to show where time goes.
+type phase int
+
+const (
+	phaseConnect    phase = iota // TCP, SSH handshake, PTY, shell
+	phaseFirstFrame              // shell started to the email screen
+	phaseRequest                 // address typed to the code screen (the mail was sent)
+	phaseReadCode                // reading the code from the outbox
+	phaseVerify                  // code typed to the Verified banner
+	numPhases
+)
+
+var phaseNames = [numPhases]string{"connect", "first frame", "request", "read code", "verify"}
 
 func (r *runner) record(res result) {
 	r.mu.Lock()
@@ -297,36 +316,47 @@ func (r *runner) logins(ctx context.Context) {
 func (r *runner) login(ctx context.Context, runID string, i int) result {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.SessionTimeout)
 	defer cancel()
+	var res result
 	start := time.Now()
+	mark := start
+	lap := func(p phase) {
+		now := time.Now()
+		res.phases[p] = now.Sub(mark)
+		mark = now
+	}
 	s, err := dial(ctx, r.target, r.cfg.User)
 	if err != nil {
 		return result{err: err}
 	}
 	defer s.close()
+	lap(phaseConnect)
 	addr := Address(runID, i, r.cfg.Domain)
-	var res result
 
 	if err := s.waitFor(ctx, "email screen", r.cfg.Screens.Email, addr); err != nil {
 		return result{err: err}
 	}
-	res.firstFrame = time.Since(start)
+	lap(phaseFirstFrame)
+	res.firstFrame = mark.Sub(start)
 	if err := s.typeText("type address", addr+"\r"); err != nil {
 		return result{err: err}
 	}
 	if err := s.waitFor(ctx, "code screen", r.cfg.Screens.Code, addr); err != nil {
 		return result{err: err}
 	}
+	lap(phaseRequest)
 	code, err := r.cfg.Codes.Code(ctx, addr)
 	if err != nil {
 		return result{err: phaseErr("read code", err)}
 	}
+	lap(phaseReadCode)
 	if err := s.typeText("type code", code+"\r"); err != nil {
 		return result{err: err}
 	}
 	if err := s.waitFor(ctx, "verified", r.cfg.Screens.Verified, addr); err != nil {
 		return result{err: err}
 	}
-	res.login = time.Since(start)
+	lap(phaseVerify)
+	res.login = mark.Sub(start)
 	s.quit()
 	return res
 }
@@ -377,11 +407,15 @@ func (r *runner) idle(ctx context.Context) (peak Sample, cpu time.Duration, rx i
 	}
 	r.rx.Store(0)
 	first := r.sample(ctx)
-	select {
-	case <-ctx.Done():
-	case <-time.After(r.cfg.Hold):
+	hctx, stop := context.WithTimeout(ctx, r.cfg.Hold)
+	var hwg sync.WaitGroup
+	if r.cfg.duringHold != nil {
+		hwg.Go(func() { r.cfg.duringHold(hctx) })
 	}
+	<-hctx.Done()
+	stop()
 	peak = r.sample(ctx)
+	hwg.Wait()
 	rx = r.rx.Load()
 	if first.CPU >= 0 && peak.CPU >= 0 && first.Known() && peak.Known() {
 		cpu = peak.CPU - first.CPU

@@ -23,13 +23,17 @@ func (r *runner) progress(w io.Writer) (stop func()) {
 		every = 100 * time.Millisecond
 	}
 	total := r.cfg.Sessions
+	shown := -1
 	show := func() {
 		done, failed := int(r.done.Load()), r.failed.Load()
 		if tty {
 			fmt.Fprintf(w, "\r%s %d/%d, %d failed\x1b[K", bar(done, total), done, total, failed)
 			return
 		}
-		fmt.Fprintf(w, "load: %d/%d sessions done, %d failed\n", done, total, failed)
+		if done != shown {
+			fmt.Fprintf(w, "load: %d/%d sessions done, %d failed\n", done, total, failed)
+			shown = done
+		}
 	}
 	quit, exited := make(chan struct{}), make(chan struct{})
 	go func() {

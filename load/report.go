@@ -22,8 +22,12 @@ type Report struct {
 	// FirstFrame is dial start to the email screen; Login is dial start to
 	// the Verified banner (login runs only).
 	FirstFrame, Login Latency
-	Elapsed           time.Duration // the run, from the first dial
-	Throughput        float64       // verified logins per second
+	// Phases split a login run's logins into steps: connect (TCP, SSH
+	// handshake, PTY, shell), first frame, request (address typed to code
+	// screen), read code (from the outbox) and verify (code typed to banner).
+	Phases     []Phase
+	Elapsed    time.Duration // the run, from the first dial
+	Throughput float64       // verified logins per second
 
 	// Hold is the idle run's hold; HoldCPU the server CPU time spent during
 	// it (-1 unknown) and HoldRx the bytes the server sent during it.
@@ -36,6 +40,12 @@ type Report struct {
 	Before, Peak, After Sample
 	// Settled: the server's goroutines returned to their count in Before.
 	Settled bool
+}
+
+// Phase is the latency of one step of the logins.
+type Phase struct {
+	Name string
+	Latency
 }
 
 // Failure counts the sessions that failed for one reason.
@@ -66,6 +76,7 @@ func Percentiles(d []time.Duration) Latency {
 
 func (r *Report) summarize(results []result) {
 	var first, login []time.Duration
+	var phases [numPhases][]time.Duration
 	byReason := map[string]*Failure{}
 	for _, res := range results {
 		if res.err != nil {
@@ -83,6 +94,9 @@ func (r *Report) summarize(results []result) {
 		first = append(first, res.firstFrame)
 		if res.login > 0 {
 			login = append(login, res.login)
+			for p, d := range res.phases {
+				phases[p] = append(phases[p], d)
+			}
 		}
 	}
 	for _, f := range byReason {
@@ -93,6 +107,11 @@ func (r *Report) summarize(results []result) {
 	})
 	r.FirstFrame = Percentiles(first)
 	r.Login = Percentiles(login)
+	if len(login) > 0 {
+		for p, d := range phases {
+			r.Phases = append(r.Phases, Phase{Name: phaseNames[p], Latency: Percentiles(d)})
+		}
+	}
 	if r.Hold == 0 && r.Elapsed > 0 {
 		r.Throughput = float64(r.Login.N) / r.Elapsed.Seconds()
 	}
@@ -135,6 +154,9 @@ func (r Report) Write(w io.Writer) error {
 	p("first frame\t%s", r.FirstFrame)
 	if r.Hold == 0 {
 		p("full login\t%s", r.Login)
+		for _, ph := range r.Phases {
+			p("  %s\t%s", ph.Name, ph.Latency)
+		}
 		p("throughput\t%.1f logins/s (%d in %s)", r.Throughput, r.Login.N, r.Elapsed.Round(time.Millisecond))
 	}
 	if r.Before.Known() || r.Peak.Known() || r.After.Known() {

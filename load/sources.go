@@ -108,7 +108,7 @@ func outboxRecipient(name string) (string, bool) {
 }
 
 // HTTPStats reads the serve package's debug endpoint (GET /stats, JSON).
-// It has no CPU time; set PID to read that from /proc.
+// With PID set it falls back to /proc for what the endpoint leaves out.
 type HTTPStats struct {
 	URL    string // e.g. http://127.0.0.1:6060/stats
 	PID    int
@@ -117,10 +117,10 @@ type HTTPStats struct {
 
 // serveStats is the part of serve.Stats the report uses.
 type serveStats struct {
-	Sessions   int     `json:"sessions"`
-	Goroutines int     `json:"goroutines"`
-	RSSBytes   int64   `json:"rss_bytes"`
-	CPUSeconds float64 `json:"cpu_seconds"` // if the server reports it
+	Sessions   int   `json:"sessions"`
+	Goroutines int   `json:"goroutines"`
+	RSSBytes   int64 `json:"rss_bytes"`
+	CPUNanos   int64 `json:"cpu_ns"`
 }
 
 // Stats implements StatsReader.
@@ -150,8 +150,8 @@ func (h HTTPStats) Stats(ctx context.Context) (Sample, error) {
 	if st.RSSBytes > 0 {
 		s.RSS = st.RSSBytes
 	}
-	if st.CPUSeconds > 0 {
-		s.CPU = time.Duration(st.CPUSeconds * float64(time.Second))
+	if st.CPUNanos > 0 {
+		s.CPU = time.Duration(st.CPUNanos)
 	}
 	if h.PID > 0 {
 		p, err := Process{PID: h.PID}.Stats(ctx)
