@@ -13,6 +13,16 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 )
 
+// DefaultHostKeyPath is ssh_host_ed25519_key in the user's config directory
+// (e.g. ~/.config/otplogin/), or in the working directory if there is none.
+func DefaultHostKeyPath() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "ssh_host_ed25519_key"
+	}
+	return filepath.Join(dir, "otplogin", "ssh_host_ed25519_key")
+}
+
 // LoadHostKey reads the SSH host key at path. When there is no file there it
 // generates an ed25519 key and writes it (mode 0600, missing directories
 // 0700), so the server keeps the same identity across restarts. An unreadable

@@ -37,7 +37,8 @@ import (
 type Config struct {
 	// Listen is the address ListenAndServe listens on (127.0.0.1:23234).
 	Listen string
-	// HostKeyPath is the host key file; see LoadHostKey (otplogin_host_key).
+	// HostKeyPath is the host key file; see LoadHostKey
+	// (DefaultHostKeyPath()).
 	HostKeyPath string
 
 	// MaxSessions caps live sessions on the server (1000). Connections are
@@ -52,7 +53,9 @@ type Config struct {
 
 	// HandshakeTimeout bounds the SSH handshake (10s); IdleTimeout closes a
 	// connection with no traffic either way (5m); MaxTimeout closes any
-	// connection (30m).
+	// connection (30m). Output counts as traffic: a screen that redraws by
+	// itself, like the code screen's countdown, keeps its session alive
+	// until it stops, and MaxTimeout is what bounds that.
 	HandshakeTimeout, IdleTimeout, MaxTimeout time.Duration
 	// MaxInputBytes bounds the terminal input one session's program reads
 	// (64 KiB, far more than a login needs). A session that sends more is
@@ -84,7 +87,7 @@ const DefaultListen = "127.0.0.1:23234"
 
 func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.Listen, DefaultListen)
-	setDefault(&c.HostKeyPath, "otplogin_host_key")
+	setDefault(&c.HostKeyPath, DefaultHostKeyPath())
 	setDefault(&c.MaxSessions, 1000)
 	setDefault(&c.MaxSessionsPerClient, 10)
 	setDefault(&c.ConnRate, 1)
@@ -163,7 +166,10 @@ type Server struct {
 	stopping  chan struct{} // closed when shutdown starts
 	graceOver chan struct{} // closed when ShutdownGrace has passed
 	deadline  time.Time     // set before stopping is closed
-	handlers  sync.WaitGroup
+
+	mu       sync.Mutex // guards closed and handlers.Add against handlers.Wait
+	closed   bool
+	handlers sync.WaitGroup
 
 	sessionsTotal atomic.Int64
 	refused       atomic.Int64
@@ -198,6 +204,9 @@ func New(cfg Config) (*Server, error) {
 		func(srv *ssh.Server) error {
 			srv.HandshakeTimeout = cfg.HandshakeTimeout
 			srv.ConnCallback = s.admitConn
+			srv.ConnectionFailedCallback = func(nc net.Conn, err error) {
+				s.log.Debug("handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+			}
 			srv.Handler = s.handleSession
 			srv.ChannelHandlers = map[string]ssh.ChannelHandler{"session": s.sessionChannel}
 			return nil
@@ -275,6 +284,9 @@ func (s *Server) shutdown() {
 	_ = s.ssh.Close()
 	// Session handlers end once their connection is closed; wait for them
 	// (bounded) so that nothing of this server outlives Serve.
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.handlers.Wait(); close(done) }()
 	select {
@@ -302,7 +314,14 @@ func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) net.Conn {
 	}
 	ctx.SetValue(clientCtxKey{}, client)
 	ctx.SetValue(channelCtxKey{}, new(atomic.Bool))
-	c := &countedConn{Conn: nc, release: func() { s.lim.releaseConn(client) }}
+	c := &countedConn{
+		Conn:    nc,
+		release: func() { s.lim.releaseConn(client) },
+		exceeded: func() {
+			s.log.Warn("connection closed", "remote", nc.RemoteAddr().String(),
+				"reason", errConnBytes, "limit", s.cfg.MaxConnBytes)
+		},
+	}
 	c.left.Store(s.cfg.MaxConnBytes)
 	return c
 }
@@ -311,6 +330,18 @@ type (
 	clientCtxKey  struct{}
 	channelCtxKey struct{}
 )
+
+// track counts a session handler for shutdown to wait on; false means the
+// server is closed and the handler should not run.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.handlers.Add(1)
+	return true
+}
 
 // sessionChannel allows one session channel per connection, so that the
 // session caps cannot be dodged by multiplexing one connection.
@@ -329,14 +360,15 @@ var errConnBytes = errors.New("connection sent more than MaxConnBytes")
 // releases the connection's limiter slot exactly once when closed.
 type countedConn struct {
 	net.Conn
-	left    atomic.Int64
-	release func()
-	once    sync.Once
+	left              atomic.Int64
+	release, exceeded func()
+	closeOnce, once   sync.Once
 }
 
 func (c *countedConn) Read(p []byte) (int, error) {
 	left := c.left.Load()
 	if left <= 0 {
+		c.once.Do(c.exceeded)
 		return 0, errConnBytes
 	}
 	if int64(len(p)) > left {
@@ -349,6 +381,6 @@ func (c *countedConn) Read(p []byte) (int, error) {
 
 func (c *countedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.closeOnce.Do(c.release)
 	return err
 }

@@ -20,7 +20,7 @@ import (
 // What a user sees when the server ends or refuses a session. Fixed lines:
 // never an error text, a code or where mail goes.
 const (
-	lineNoPTY          = "otplogin needs a terminal: connect with ssh -t (and no command)."
+	lineNoPTY          = "otplogin needs an interactive terminal: connect with ssh -t."
 	lineBusy           = "The server is busy. Please try again in a minute."
 	lineClientSessions = "Too many sessions from your address. Close one and try again."
 	lineShutdown       = "The server is shutting down. Please try again in a minute."
@@ -70,7 +70,9 @@ func (r endReason) String() string {
 // caps, then runs a bubbletea program until it quits, the connection ends or
 // the server shuts down.
 func (s *Server) handleSession(sess ssh.Session) {
-	s.handlers.Add(1)
+	if !s.track() {
+		return
+	}
 	defer s.handlers.Done()
 	start := time.Now()
 	client, _ := sess.Context().Value(clientCtxKey{}).(string)
