@@ -7,6 +7,19 @@
 // lacks: attempts per code, a per-address failure budget, a resend cooldown,
 // issue caps per address and per client, and a global cap on pending codes.
 // The package knows nothing about SMTP or terminals.
+//
+// Addresses are normalised with NormalizeAddress (trimmed, domain
+// lower-cased) for display and delivery, and keyed case-blind for storage
+// and limits: "Bob@example.com" and "bob@example.com" share one code and
+// one set of counters, and a code sent to one verifies for the other.
+//
+// Outcomes a UI must tell apart are typed errors (see Request and Verify);
+// the two that are not errors are Ticket.AlreadySent (a code is already on
+// its way: go to the code screen) and Ticket.MaybeSent (delivery was
+// ambiguous, the code was kept: go to the code screen with a notice).
+//
+// MemoryStore keeps state for one process; otp/redisstore shares it between
+// replicas. Both pass the conformance suite in otp/storetest.
 package otp
 
 import (
@@ -151,8 +164,9 @@ func (c *Config) fill() error {
 }
 
 // Request issues a code for address on behalf of client (an SSH source
-// address or "local"; all callers passing the same client share its cap)
-// and sends it, or reports the live code already pending.
+// address, or "local"; all callers passing the same client share its cap,
+// so a server should pass an IPv6 client as its /64) and sends it, or
+// reports the live code already pending.
 //
 // Outcomes:
 //   - nil error, Ticket.AlreadySent: a live code sent earlier is still
@@ -186,7 +200,7 @@ func (s *Service) Request(ctx context.Context, address, client string) (Ticket, 
 	}
 	res, err := s.store.Issue(ctx, key, client, p, now, s.lim)
 	if err != nil {
-		return Ticket{}, err
+		return Ticket{}, storeErr(err)
 	}
 	if ex := res.Existing; ex != nil {
 		return Ticket{Address: addr, SentAt: ex.IssuedAt, ExpiresAt: ex.ExpiresAt, ResendAt: ex.ResendAt, AlreadySent: true}, nil
@@ -219,6 +233,18 @@ func (s *Service) Request(ctx context.Context, address, client string) (Ticket, 
 	return Ticket{}, &DeliveryError{Err: err, AddressRejected: rejected}
 }
 
+// storeErr passes a Store's rule outcomes through and makes anything else
+// match ErrUnavailable, so a driver error never reaches a caller looking
+// like a verdict, whatever the Store forgot to wrap.
+func storeErr(err error) error {
+	var le *LimitError
+	if errors.As(err, &le) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNoCode) ||
+		errors.Is(err, ErrExpired) || errors.Is(err, ErrTooManyAttempts) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
 // flag reports whether some error in err's tree has method M and it says
 // true.
 func flag[M any](err error, says func(M) bool) bool {
@@ -232,8 +258,10 @@ func maskErr(err error, addr string) string { return mask.In(err.Error(), addr) 
 // Verify checks code for address. nil means verified, and the code is used
 // up. Otherwise the error is one of:
 //   - *AddressError or *CodeError: bad input, nothing charged;
-//   - *WrongCodeError: a miss, AttemptsLeft more allowed; with AttemptsLeft
-//     0 the code is now dead and errors.Is(err, ErrTooManyAttempts) holds;
+//   - *WrongCodeError: a miss, AttemptsLeft more allowed for this code (the
+//     address's failure budget may run out sooner, and then the next Verify
+//     says so); with AttemptsLeft 0 the code is now dead and
+//     errors.Is(err, ErrTooManyAttempts) holds;
 //   - ErrNoCode: nothing pending (never requested, already used, or a
 //     parallel submission of the same code won);
 //   - ErrExpired; ErrTooManyAttempts (the code was already dead);
@@ -257,14 +285,14 @@ func (s *Service) Verify(ctx context.Context, address, code string) error {
 	}
 	p, err := s.store.Attempt(ctx, key, s.now(), s.lim)
 	if err != nil {
-		return err
+		return storeErr(err)
 	}
 	if !s.hash.equal(p.Hash, key, digits) {
 		return &WrongCodeError{AttemptsLeft: max(s.lim.MaxAttempts-p.Attempts, 0)}
 	}
 	won, err := s.store.Consume(ctx, key, p.Hash)
 	if err != nil {
-		return err
+		return storeErr(err)
 	}
 	if !won {
 		return ErrNoCode

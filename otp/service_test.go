@@ -468,3 +468,33 @@ func TestKeyMatters(t *testing.T) {
 		t.Fatalf("other key: %v, want WrongCodeError", err)
 	}
 }
+
+// brokenStore fails every call the way a store whose backend is gone might
+// if it forgot to wrap ErrUnavailable; the memory store cannot fail, so a
+// stand-in is the only way to exercise the Service's guard.
+type brokenStore struct{}
+
+var errBackend = errors.New("read tcp 10.0.0.1:6379: connection reset by peer")
+
+func (brokenStore) Issue(context.Context, string, string, otp.Pending, time.Time, otp.Limits) (otp.IssueResult, error) {
+	return otp.IssueResult{}, errBackend
+}
+func (brokenStore) Attempt(context.Context, string, time.Time, otp.Limits) (otp.Pending, error) {
+	return otp.Pending{}, errBackend
+}
+func (brokenStore) Consume(context.Context, string, []byte) (bool, error) { return false, errBackend }
+func (brokenStore) Discard(context.Context, string, []byte) error         { return errBackend }
+
+func TestStoreFailureIsUnavailable(t *testing.T) {
+	svc, err := otp.New(otp.Config{}, brokenStore{}, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	if _, err := svc.Request(t.Context(), "alice@example.com", "c"); !errors.Is(err, otp.ErrUnavailable) || !errors.Is(err, errBackend) {
+		t.Fatalf("Request = %v, want ErrUnavailable wrapping the cause", err)
+	}
+	if err := svc.Verify(t.Context(), "alice@example.com", "123456"); !errors.Is(err, otp.ErrUnavailable) {
+		t.Fatalf("Verify = %v, want ErrUnavailable", err)
+	}
+}
