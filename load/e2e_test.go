@@ -1,6 +1,9 @@
 package load
 
 import (
+	"encoding/json"
+	"io"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -80,5 +83,50 @@ func waitGoroutines(t *testing.T, want int) {
 			t.Fatalf("%d goroutines, want at most %d:\n%s", runtime.NumGoroutine(), want, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestCommand runs `otplogin load` as its flags would, against the real
+// stack and its debug endpoint.
+func TestCommand(t *testing.T) {
+	st := startStack(t, 5, stackOptions{})
+	dbg := httptest.NewServer(st.srv.DebugHandler())
+	defer dbg.Close()
+	debugAddr := strings.TrimPrefix(dbg.URL, "http://")
+
+	var stdout, stderr strings.Builder
+	err := Command(t.Context(), []string{
+		"-addr", st.addr, "-sessions", "5", "-concurrency", "2",
+		"-outbox", st.outbox, "-debug-addr", debugAddr, "-settle", "1ms", "-json",
+	}, &stdout, &stderr)
+	// Pooled SMTP connections keep dev-server goroutines past a 1ms settle.
+	if err != nil && !strings.Contains(err.Error(), "server goroutines") {
+		t.Fatalf("Command: %v\n%s", err, stderr.String())
+	}
+	var rep Report
+	if err := json.Unmarshal([]byte(stdout.String()), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, stdout.String())
+	}
+	if rep.OK != 5 || rep.Login.N != 5 || rep.Peak.Sessions < 1 || rep.Peak.CPU <= 0 {
+		t.Errorf("report = %+v", rep)
+	}
+	if !strings.Contains(stderr.String(), "load: 5/5 sessions done, 0 failed") {
+		t.Errorf("progress = %q", stderr.String())
+	}
+
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"-addr", "192.0.2.7:22"}, "non-loopback"},
+		{[]string{"-addr", st.addr, "-debug-addr", "192.0.2.7:6060", "-hold", "1s"}, "non-loopback"},
+		{[]string{"-sessions", "0"}, "sessions must be"},
+		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"-bogus"}, "flag provided but not defined"},
+	} {
+		err := Command(t.Context(), tc.args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("Command(%q) = %v, want error with %q", tc.args, err, tc.err)
+		}
 	}
 }

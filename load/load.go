@@ -29,6 +29,13 @@ import (
 // start of an idle run's hold.
 const idleQuiet = time.Second
 
+// Defaults of Config.
+const (
+	defaultTimeout        = 2 * time.Minute
+	defaultSessionTimeout = 30 * time.Second
+	defaultSettle         = 10 * time.Second
+)
+
 // Bounds on a run, so that a typo cannot start an unbounded one.
 const (
 	MaxSessions    = 100_000
@@ -125,16 +132,16 @@ func (c Config) withDefaults() (Config, error) {
 		c.Concurrency = min(c.Sessions, 10)
 	}
 	if c.Timeout == 0 {
-		c.Timeout = 2 * time.Minute
+		c.Timeout = defaultTimeout
 	}
 	if c.SessionTimeout == 0 {
-		c.SessionTimeout = 30 * time.Second
+		c.SessionTimeout = defaultSessionTimeout
 	}
 	if c.Warmup == 0 {
 		c.Warmup = 1
 	}
 	if c.Settle == 0 {
-		c.Settle = 10 * time.Second
+		c.Settle = defaultSettle
 	}
 	if c.SampleEvery == 0 {
 		c.SampleEvery = 250 * time.Millisecond
