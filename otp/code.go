@@ -10,9 +10,6 @@ import (
 	"sync"
 )
 
-// pow10 holds 10^n for the code lengths New allows.
-var pow10 = [...]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10}
-
 // newCode returns length uniformly random decimal digits from crypto/rand.
 func newCode(length int) string {
 	// crypto/rand.Read never fails (it crashes the program instead).
@@ -23,7 +20,10 @@ func newCode(length int) string {
 // run of 10^length values, so every code is exactly equally likely (no
 // modulo bias); a redraw happens with probability below 1e-9.
 func drawCode(read func([]byte), length int) string {
-	n := pow10[length]
+	n := uint64(1)
+	for range length {
+		n *= 10
+	}
 	limit := math.MaxUint64 - math.MaxUint64%n // values >= limit would bias
 	var b [8]byte
 	for {

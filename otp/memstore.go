@@ -32,7 +32,8 @@ const (
 // bounded: state is created only by a successful Issue, lives at most one
 // counter window (or ExpiredRetention past a code's expiry) after its last
 // use, and the number of tracked addresses and clients is capped at
-// 8×MaxPending (LimitBusy beyond that).
+// 8×MaxPending (LimitBusy beyond that). Its methods never wait, so they
+// ignore their contexts.
 //
 // The zero value is not usable; call NewMemoryStore.
 type MemoryStore struct {

@@ -56,7 +56,7 @@ func limits() otp.Limits { return otp.DefaultLimits() }
 // at is base plus d.
 func at(d time.Duration) time.Time { return base.Add(d) }
 
-func newHash(t testing.TB) []byte {
+func newHash() []byte {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return b
@@ -64,7 +64,7 @@ func newHash(t testing.TB) []byte {
 
 // pend is a fresh code issued at now with the suite's TTL and cooldown.
 func (h *h) pend(now time.Time) otp.Pending {
-	return otp.Pending{Hash: newHash(h.t), IssuedAt: now, ExpiresAt: now.Add(ttl), ResendAt: now.Add(cooldown)}
+	return otp.Pending{Hash: newHash(), IssuedAt: now, ExpiresAt: now.Add(ttl), ResendAt: now.Add(cooldown)}
 }
 
 func (h *h) issue(addr, client string, now time.Time, lim otp.Limits) (otp.Pending, otp.IssueResult, error) {
@@ -178,7 +178,7 @@ var cases = []testCase{
 		lim := limits()
 		p := h.mustIssue("a@example.com", "c1", at(0), lim)
 		h.mustAttempt("a@example.com", at(time.Second), lim)
-		if ok, err := h.s.Consume(h.ctx, "a@example.com", newHash(h.t)); ok || err != nil {
+		if ok, err := h.s.Consume(h.ctx, "a@example.com", newHash()); ok || err != nil {
 			h.t.Fatalf("Consume with a wrong hash = %v, %v; want false, nil", ok, err)
 		}
 		h.mustAttempt("a@example.com", at(2*time.Second), lim) // still there
@@ -341,7 +341,7 @@ var cases = []testCase{
 		lim := limits()
 		lim.AddressIssues = 2
 		p := h.mustIssue("a@example.com", "c1", at(0), lim)
-		if err := h.s.Discard(h.ctx, "a@example.com", newHash(h.t)); err != nil {
+		if err := h.s.Discard(h.ctx, "a@example.com", newHash()); err != nil {
 			h.t.Fatal(err)
 		}
 		h.mustAttempt("a@example.com", at(time.Second), lim) // a stale hash removed nothing
