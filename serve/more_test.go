@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/pires/go-proxyproto"
+	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/time/rate"
 )
 
@@ -125,4 +128,65 @@ func TestServeDebugLoopbackOnly(t *testing.T) {
 	case <-time.After(waitTime):
 		t.Fatal("ServeDebug did not return after cancel")
 	}
+}
+
+func TestProxyProtocol(t *testing.T) {
+	client := &net.TCPAddr{IP: net.ParseIP("203.0.113.9"), Port: 5555}
+	// handshake speaks SSH over a raw connection, after a PROXY header if
+	// header is set.
+	handshake := func(t *testing.T, addr string, header bool) (*gossh.Client, error) {
+		t.Helper()
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = nc.Close() })
+		if header {
+			h := proxyproto.HeaderProxyFromAddrs(1, client, nc.RemoteAddr())
+			if _, err := h.WriteTo(nc); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = nc.SetDeadline(time.Now().Add(waitTime))
+		cc, chans, reqs, err := gossh.NewClientConn(nc, addr, &gossh.ClientConfig{
+			HostKeyCallback: gossh.InsecureIgnoreHostKey(),
+		})
+		if err != nil {
+			return nil, err
+		}
+		_ = nc.SetDeadline(time.Time{})
+		c := gossh.NewClient(cc, chans, reqs)
+		t.Cleanup(func() { _ = c.Close() })
+		return c, nil
+	}
+
+	t.Run("trusted balancer", func(t *testing.T) {
+		ts := startServer(t, func(c *Config) {
+			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		})
+		c, err := handshake(t, ts.addr, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess := openTerm(t, c, 80, 24, nil)
+		waitFor(t, sess.out, "client 203.0.113.9")
+		if _, err := handshake(t, ts.addr, false); err == nil {
+			t.Error("a trusted balancer's connection without a header was served")
+		}
+	})
+	t.Run("anyone else", func(t *testing.T) {
+		ts := startServer(t, func(c *Config) {
+			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+		})
+		for _, header := range []bool{false, true} {
+			c, err := handshake(t, ts.addr, header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The SSH layer skips a header line it does not know; what
+			// counts is that the claimed address is not believed.
+			sess := openTerm(t, c, 80, 24, nil)
+			waitFor(t, sess.out, "client 127.0.0.1")
+		}
+	})
 }

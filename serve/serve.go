@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"charm.land/log/v2"
 	"charm.land/ssh"
 	"charm.land/wish/v2"
+	"github.com/pires/go-proxyproto"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/time/rate"
 )
@@ -65,6 +67,13 @@ type Config struct {
 	// included (4 MiB). It stops floods the program never sees, such as
 	// endless environment requests, which the SSH layer keeps in memory.
 	MaxConnBytes int64
+	// TrustedProxies are the load balancers allowed to speak the PROXY
+	// protocol (v1 or v2). A connection from one of them must start with a
+	// PROXY header, whose source address then names the client for every
+	// limit; without it all clients would share the balancer's limits.
+	// Other connections are taken as they are, so nobody else can claim an
+	// address. Empty: no PROXY protocol.
+	TrustedProxies []netip.Prefix
 	// ShutdownGrace is how long live sessions may go on after shutdown
 	// starts (10s).
 	ShutdownGrace time.Duration
@@ -245,6 +254,13 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if !s.served.CompareAndSwap(false, true) {
 		return errors.New("serve: Serve called twice")
 	}
+	if len(s.cfg.TrustedProxies) > 0 {
+		l = &proxyproto.Listener{
+			Listener:          l,
+			ConnPolicy:        s.proxyPolicy,
+			ReadHeaderTimeout: s.cfg.HandshakeTimeout,
+		}
+	}
 	s.addr.Store(l.Addr())
 	s.log.Info("listening", "addr", l.Addr().String(),
 		"host_key", gossh.FingerprintSHA256(s.hostKey))
@@ -260,6 +276,21 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	s.shutdown()
 	<-errc
 	return nil
+}
+
+// proxyPolicy requires a PROXY header from trusted balancers and reads none
+// from anyone else: an untrusted header is just bytes that fail the SSH
+// handshake.
+func (s *Server) proxyPolicy(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
+	if ap, err := netip.ParseAddrPort(o.Upstream.String()); err == nil {
+		ip := ap.Addr().Unmap()
+		for _, p := range s.cfg.TrustedProxies {
+			if p.Contains(ip) {
+				return proxyproto.REQUIRE, nil
+			}
+		}
+	}
+	return proxyproto.SKIP, nil
 }
 
 // farewellTime is how long quit programs get to print their last line before
@@ -313,6 +344,7 @@ func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) net.Conn {
 		return nil
 	}
 	ctx.SetValue(clientCtxKey{}, client)
+	ctx.SetValue(startCtxKey{}, time.Now())
 	ctx.SetValue(channelCtxKey{}, new(atomic.Bool))
 	c := &countedConn{
 		Conn:    nc,
@@ -329,6 +361,7 @@ func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) net.Conn {
 type (
 	clientCtxKey  struct{}
 	channelCtxKey struct{}
+	startCtxKey   struct{}
 )
 
 // track counts a session handler for shutdown to wait on; false means the

@@ -200,6 +200,27 @@ func TestIdleTimeout(t *testing.T) {
 	waitFor(t, ts.logs, "end=disconnected")
 }
 
+func TestTimeLimit(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.MaxTimeout = farewellTime + 300*time.Millisecond })
+	sess := openTerm(t, dial(t, ts.addr), 80, 24, nil)
+	ts.waitEvent(t, "size 80x24")
+	go func() { // activity does not extend the limit
+		for {
+			if _, err := sess.stdin.Write([]byte("a")); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	if status := sess.wait(t); status != 1 {
+		t.Errorf("exit status %d, want 1", status)
+	}
+	if !strings.Contains(sess.out.String(), lineTimeLimit) {
+		t.Errorf("output lacks %q", lineTimeLimit)
+	}
+	waitFor(t, ts.logs, `end="time limit"`)
+}
+
 func TestInputLimit(t *testing.T) {
 	ts := startServer(t, func(c *Config) { c.MaxInputBytes = 1024 })
 	sess := openTerm(t, dial(t, ts.addr), 80, 24, nil)

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +24,7 @@ const (
 	lineClientSessions = "Too many sessions from your address. Close one and try again."
 	lineShutdown       = "The server is shutting down. Please try again in a minute."
 	lineInput          = "Too much input; closing the session."
+	lineTimeLimit      = "Session time limit reached. Please reconnect to go on."
 	lineError          = "Sorry, something went wrong. Please try again."
 )
 
@@ -59,11 +59,12 @@ const (
 	endDisconnect                  // connection closed: client, idle or max timeout
 	endShutdown                    // quit by the server at the end of the grace period
 	endInput                       // MaxInputBytes exceeded
+	endTimeLimit                   // quit by the server just before MaxTimeout
 	endError                       // the program failed or panicked
 )
 
 func (r endReason) String() string {
-	return [...]string{"quit", "disconnected", "shutdown", "input limit", "error"}[r]
+	return [...]string{"quit", "disconnected", "shutdown", "input limit", "time limit", "error"}[r]
 }
 
 // handleSession runs one SSH session: it checks for a PTY and the session
@@ -155,6 +156,8 @@ func (s *Server) handleSession(sess ssh.Session) {
 		refuse(sess, "\n"+lineShutdown)
 	case endInput:
 		refuse(sess, "\n"+lineInput)
+	case endTimeLimit:
+		refuse(sess, "\n"+lineTimeLimit)
 	case endError:
 		refuse(sess, "\n"+lineError)
 	}
@@ -162,8 +165,13 @@ func (s *Server) handleSession(sess ssh.Session) {
 
 // watch feeds window changes and shutdown notices to p until done is closed.
 // It is the only goroutine this package adds per session.
-func (s *Server) watch(ctx context.Context, p *tea.Program, winch <-chan ssh.Window, done <-chan struct{}, reason *atomic.Int32) {
+func (s *Server) watch(ctx ssh.Context, p *tea.Program, winch <-chan ssh.Window, done <-chan struct{}, reason *atomic.Int32) {
 	stopping := s.stopping
+	// The connection is cut at MaxTimeout; quit the program a little
+	// earlier so that the user can be told why.
+	start, _ := ctx.Value(startCtxKey{}).(time.Time)
+	limit := time.NewTimer(time.Until(start.Add(s.cfg.MaxTimeout - farewellTime)))
+	defer limit.Stop()
 	for {
 		select {
 		case <-done:
@@ -184,6 +192,10 @@ func (s *Server) watch(ctx context.Context, p *tea.Program, winch <-chan ssh.Win
 			p.Send(ShutdownMsg{Deadline: s.deadline})
 		case <-s.graceOver:
 			reason.Store(int32(endShutdown))
+			p.Quit()
+			return
+		case <-limit.C:
+			reason.Store(int32(endTimeLimit))
 			p.Quit()
 			return
 		}
