@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"charm.land/log/v2"
 
@@ -49,7 +50,8 @@ func openService(ctx context.Context, s *settings, m *mailer, logger *log.Logger
 		store, cs.store = rs, rs
 		logger.Info("codes and limits are shared through Redis")
 	}
-	cfg := otp.Config{Key: key}
+	// charm log is an slog.Handler, so otp's warnings land in the same log.
+	cfg := otp.Config{Key: key, Logger: slog.New(logger)}
 	if tune != nil {
 		tune(&cfg)
 	}
