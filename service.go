@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"charm.land/log/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/otplogin/otplogin/otp"
 	"github.com/otplogin/otplogin/otp/redisstore"
@@ -40,6 +41,9 @@ func openService(ctx context.Context, s *settings, m *mailer, logger *log.Logger
 	cs := &codeService{}
 	var store otp.Store = otp.NewMemoryStore()
 	if redisURL != "" {
+		// go-redis logs through a process-wide logger that writes to stderr,
+		// under the local UI; send it to the operator log instead.
+		redis.SetLogger(redisLog{logger})
 		rs, err := redisstore.Open(ctx, redisURL, redisstore.Options{})
 		if err != nil {
 			if errors.Is(err, otp.ErrUnavailable) {
@@ -62,4 +66,11 @@ func openService(ctx context.Context, s *settings, m *mailer, logger *log.Logger
 		return nil, configError{err}
 	}
 	return cs, nil
+}
+
+// redisLog adapts the operator log to go-redis's logger.
+type redisLog struct{ l *log.Logger }
+
+func (r redisLog) Printf(_ context.Context, format string, v ...any) {
+	r.l.Warn("redis: " + fmt.Sprintf(format, v...))
 }
