@@ -5,8 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/otplogin/otplogin/internal/redistest"
 	"github.com/otplogin/otplogin/otp"
-	"github.com/otplogin/otplogin/otp/redisstore/internal/redistest"
 )
 
 // benchStores gives each benchmark the memory store next to the Redis one,

@@ -11,8 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/otplogin/otplogin/internal/redistest"
 	"github.com/otplogin/otplogin/otp"
-	"github.com/otplogin/otplogin/otp/redisstore/internal/redistest"
 )
 
 // faultTimeout is the store timeout in these tests; every wait on the test

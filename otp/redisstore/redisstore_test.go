@@ -13,8 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/otplogin/otplogin/internal/redistest"
 	"github.com/otplogin/otplogin/otp"
-	"github.com/otplogin/otplogin/otp/redisstore/internal/redistest"
 )
 
 // base is deliberately not on a microsecond boundary: the store must keep

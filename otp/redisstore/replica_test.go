@@ -11,8 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/otplogin/otplogin/internal/redistest"
 	"github.com/otplogin/otplogin/otp"
-	"github.com/otplogin/otplogin/otp/redisstore/internal/redistest"
 )
 
 // clock is the Services' shared manual clock: replicas in production read
