@@ -48,14 +48,17 @@ type tmuxSession struct {
 	dir    string // holds stdout and the exit status of the command
 }
 
-// startTmux runs command in a new w x h tmux session. Its stdout goes to
-// dir/stdout and its exit status to dir/status.
-func startTmux(t *testing.T, w, h int, env []string, command string) *tmuxSession {
+// startTmux runs command in a new w x h tmux session and records its exit
+// status in dir/status. With captureStdout its stdout goes to dir/stdout
+// instead of the terminal.
+func startTmux(t *testing.T, w, h int, env []string, command string, captureStdout bool) *tmuxSession {
 	t.Helper()
 	needTool(t, "tmux")
 	s := &tmuxSession{t: t, socket: "otplogin-test-" + filepath.Base(t.TempDir()), dir: t.TempDir()}
-	script := fmt.Sprintf("%s %s > %s/stdout; echo $? > %s/status; sleep 600",
-		strings.Join(env, " "), command, s.dir, s.dir)
+	if captureStdout {
+		command += " > " + filepath.Join(s.dir, "stdout")
+	}
+	script := fmt.Sprintf("%s %s; echo $? > %s/status; sleep 600", strings.Join(env, " "), command, s.dir)
 	s.tmux("new-session", "-d", "-s", "main", "-x", fmt.Sprint(w), "-y", fmt.Sprint(h), "sh", "-c", script)
 	t.Cleanup(func() { _ = exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
 	return s
@@ -141,7 +144,7 @@ func TestBinaryLoginInTmux(t *testing.T) {
 	bin := buildBinary(t)
 	outbox := filepath.Join(t.TempDir(), "outbox")
 	const addr = "alice@example.com"
-	s := startTmux(t, 80, 24, []string{"OTPLOGIN_OUTBOX=" + outbox}, bin)
+	s := startTmux(t, 80, 24, []string{"OTPLOGIN_OUTBOX=" + outbox}, bin, true)
 
 	s.waitScreen("DEV MODE")
 	s.typeText(addr)
@@ -176,7 +179,7 @@ func TestBinaryLoginInTmux(t *testing.T) {
 
 func TestBinaryCancelInTmux(t *testing.T) {
 	bin := buildBinary(t)
-	s := startTmux(t, 80, 24, []string{"OTPLOGIN_OUTBOX=" + filepath.Join(t.TempDir(), "outbox")}, bin)
+	s := startTmux(t, 80, 24, []string{"OTPLOGIN_OUTBOX=" + filepath.Join(t.TempDir(), "outbox")}, bin, true)
 	s.waitScreen("Email")
 	s.typeText("bob@example.com")
 	s.press("Escape")
