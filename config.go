@@ -89,16 +89,20 @@ func (s *settings) get(env string) string {
 	return s.getenv(env)
 }
 
-// explain turns a configuration error that names an environment variable
-// into one that also names the flag the value came from.
+// explain makes err a configError and, when it names an environment
+// variable whose value came from a flag, names the flag too.
 func (s *settings) explain(err error) error {
 	msg := err.Error()
 	for env, f := range s.flagged {
 		if strings.HasPrefix(msg, env+":") {
-			return fmt.Errorf("--%s (%s)%s", f, env, strings.TrimPrefix(msg, env))
+			return configError{fmt.Errorf("--%s (%s)%s", f, env, strings.TrimPrefix(msg, env))}
 		}
 	}
-	return err
+	var ce configError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return configError{err}
 }
 
 // errUsage is a bad command line whose message is already printed.
@@ -144,7 +148,7 @@ func openMailer(ctx context.Context, s *settings) (*mailer, error) {
 	}
 	cfg, err := mail.ConfigFromEnv(get)
 	if err != nil {
-		return nil, configError{s.explain(err)}
+		return nil, s.explain(err)
 	}
 	m := &mailer{}
 	if !cfg.Configured() {
@@ -156,7 +160,7 @@ func openMailer(ctx context.Context, s *settings) (*mailer, error) {
 	}
 	if m.sender, err = mail.New(cfg); err != nil {
 		m.Close()
-		return nil, configError{s.explain(err)}
+		return nil, s.explain(err)
 	}
 	return m, nil
 }

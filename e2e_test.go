@@ -204,6 +204,10 @@ func TestBinaryConfigErrors(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, nil, `unknown command "frobnicate"`},
 		{"short secret", []string{"--redis-url", "redis://127.0.0.1:1"}, []string{"OTPLOGIN_SECRET=short"}, "OTPLOGIN_SECRET"},
 		{"missing secret", []string{"--redis-url", "redis://127.0.0.1:1"}, nil, "OTPLOGIN_SECRET: required"},
+		{"serve: bad session cap", []string{"serve", "--max-sessions", "0"}, nil, "--max-sessions (OTPLOGIN_MAX_SESSIONS)"},
+		{"serve: bad proxy list", []string{"serve"}, []string{"OTPLOGIN_TRUSTED_PROXIES=10.0.0.0/8, nope"}, `OTPLOGIN_TRUSTED_PROXIES: "nope"`},
+		{"serve: bad log format", []string{"serve", "--log-format", "xml"}, nil, "--log-format (OTPLOGIN_LOG_FORMAT)"},
+		{"serve: corrupt host key", []string{"serve", "--host-key", "e2e_test.go"}, nil, "e2e_test.go"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(bin, tc.args...)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	tea "charm.land/bubbletea/v2"
 	"golang.org/x/time/rate"
@@ -25,6 +27,7 @@ var serveSettings = []setting{
 	{"max-sessions-per-client", "OTPLOGIN_MAX_SESSIONS_PER_CLIENT", "live sessions per client address (default 10)"},
 	{"conn-rate", "OTPLOGIN_CONN_RATE", "new connections per second per client address, burst 10 (default 1)"},
 	{"client-codes", "OTPLOGIN_CLIENT_CODES", "codes per hour per client address (default 20)"},
+	{"trusted-proxies", "OTPLOGIN_TRUSTED_PROXIES", "comma-separated addresses or CIDR prefixes of load balancers that send the PROXY protocol header (default none)"},
 }
 
 // defaultHostKey keeps the host key with the user's configuration, so the
@@ -66,9 +69,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if v := s.get("OTPLOGIN_CONN_RATE"); v != "" {
 		r, err := strconv.ParseFloat(v, 64)
 		if err != nil || r <= 0 {
-			return configError{s.explain(fmt.Errorf("OTPLOGIN_CONN_RATE: %q is not a positive number of connections per second", v))}
+			return s.explain(fmt.Errorf("OTPLOGIN_CONN_RATE: %q is not a positive number of connections per second", v))
 		}
 		cfg.ConnRate = rate.Limit(r)
+	}
+	if cfg.TrustedProxies, err = s.prefixes("OTPLOGIN_TRUSTED_PROXIES"); err != nil {
+		return err
 	}
 	var clientCodes int
 	if err := s.positiveInt("OTPLOGIN_CLIENT_CODES", &clientCodes); err != nil {
@@ -126,8 +132,29 @@ func (s *settings) positiveInt(env string, dst *int) error {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n <= 0 {
-		return configError{s.explain(fmt.Errorf("%s: %q is not a positive whole number", env, v))}
+		return s.explain(fmt.Errorf("%s: %q is not a positive whole number", env, v))
 	}
 	*dst = n
 	return nil
+}
+
+// prefixes reads a comma-separated list of IP addresses and CIDR prefixes.
+func (s *settings) prefixes(env string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s.get(env), ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, s.explain(fmt.Errorf("%s: %q is not an IP address or CIDR prefix", env, f))
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

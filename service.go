@@ -49,7 +49,7 @@ func openService(ctx context.Context, s *settings, m *mailer, logger *log.Logger
 			if errors.Is(err, otp.ErrUnavailable) {
 				return nil, fmt.Errorf("OTPLOGIN_REDIS_URL: %w", err)
 			}
-			return nil, configError{s.explain(fmt.Errorf("OTPLOGIN_REDIS_URL: %w", err))}
+			return nil, s.explain(fmt.Errorf("OTPLOGIN_REDIS_URL: %w", err))
 		}
 		store, cs.store = rs, rs
 		logger.Info("codes and limits are shared through Redis")
