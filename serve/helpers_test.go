@@ -174,7 +174,7 @@ func (ts *testServer) waitEvent(t *testing.T, want string) {
 				return
 			}
 		case <-timeout:
-			t.Fatalf("timed out waiting for model event %q", want)
+			t.Fatalf("timed out waiting for model event %q; server log:\n%s", want, ts.logs)
 		}
 	}
 }

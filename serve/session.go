@@ -114,8 +114,9 @@ func (s *Server) handleSession(sess ssh.Session) {
 	logger.Info("session start", "client", client)
 
 	in := &inputLimit{r: sess, left: s.cfg.MaxInputBytes}
+	width, height := clampWindow(pty.Window)
 	opts := append(bm.MakeOptions(sess),
-		tea.WithWindowSize(clampWindow(pty.Window)),
+		tea.WithWindowSize(width, height),
 		tea.WithInput(in),
 		// A program's own signal handler would turn the server's SIGINT
 		// into an immediate quit of every session, skipping the grace.
@@ -129,7 +130,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		s.watch(sess.Context(), p, winch, done, &reason)
+		s.watch(sess.Context(), p, [2]int{width, height}, winch, done, &reason)
 	}()
 	final, err := p.Run()
 	close(done)
@@ -164,9 +165,12 @@ func (s *Server) handleSession(sess ssh.Session) {
 }
 
 // watch feeds window changes and shutdown notices to p until done is closed.
-// It is the only goroutine this package adds per session.
-func (s *Server) watch(ctx ssh.Context, p *tea.Program, winch <-chan ssh.Window, done <-chan struct{}, reason *atomic.Int32) {
-	stopping := s.stopping
+// size is the window p started with. watch is the only goroutine this
+// package adds per session.
+func (s *Server) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-chan ssh.Window, done <-chan struct{}, reason *atomic.Int32) {
+	// graceOver is watched only once the notice is out, so that a slow
+	// watcher cannot skip the notice when both channels are closed.
+	stopping, graceOver := s.stopping, (<-chan struct{})(nil)
 	// The connection is cut at MaxTimeout; quit the program a little
 	// earlier so that the user can be told why.
 	start, _ := ctx.Value(startCtxKey{}).(time.Time)
@@ -185,12 +189,16 @@ func (s *Server) watch(ctx ssh.Context, p *tea.Program, winch <-chan ssh.Window,
 				winch = nil
 				continue
 			}
-			width, height := clampWindow(w)
-			p.Send(tea.WindowSizeMsg{Width: width, Height: height})
+			// The first value is the pty-req's window, which p already
+			// has; a client may also repeat a size, or exceed the clamp.
+			if width, height := clampWindow(w); [2]int{width, height} != size {
+				size = [2]int{width, height}
+				p.Send(tea.WindowSizeMsg{Width: width, Height: height})
+			}
 		case <-stopping:
-			stopping = nil
+			stopping, graceOver = nil, s.graceOver
 			p.Send(ShutdownMsg{Deadline: s.deadline})
-		case <-s.graceOver:
+		case <-graceOver:
 			reason.Store(int32(endShutdown))
 			p.Quit()
 			return
