@@ -26,7 +26,7 @@ host, then report latencies, throughput and the server's memory, CPU and
 goroutines. Start the server with limits that let one client (127.0.0.1) in:
 
   otplogin serve --outbox "$(mktemp -d)" --debug-addr 127.0.0.1:6060 \
-    --max-sessions 2000 --max-sessions-per-client 2000 --conn-rate 100000 --client-codes 1000000
+    --max-sessions 2000 --max-sessions-per-client 2000 --conn-rate 100000 --client-codes 100000
 
 Flags:
 `)

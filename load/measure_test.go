@@ -26,8 +26,9 @@ import (
 //	LOAD_MEASURE=idle LOAD_SESSIONS=1000 LOAD_HOLD=20s go test -run TestMeasure -v ./load/
 //	LOAD_MEASURE=login LOAD_SESSIONS=2000 LOAD_CONCURRENCY=32 go test -run TestMeasure -v ./load/
 //
-// Knobs: LOAD_FPS (serve's renderer frame rate), LOAD_SMTP_IDLE (pooled
-// SMTP connections; -1 none).
+// Knobs for the in-process stack: LOAD_FPS (serve's renderer frame rate),
+// LOAD_SMTP_IDLE (pooled SMTP connections; -1 none), LOAD_INLINE=1 (draw
+// inline, not on the alternate screen).
 func TestMeasure(t *testing.T) {
 	mode := os.Getenv("LOAD_MEASURE")
 	if mode == "" {
@@ -35,7 +36,11 @@ func TestMeasure(t *testing.T) {
 	}
 	n := envInt(t, "LOAD_SESSIONS", 100)
 	conc := envInt(t, "LOAD_CONCURRENCY", 10)
-	o := stackOptions{fps: envInt(t, "LOAD_FPS", 0), maxIdle: envInt(t, "LOAD_SMTP_IDLE", 0)}
+	o := stackOptions{
+		fps:     envInt(t, "LOAD_FPS", 0),
+		maxIdle: envInt(t, "LOAD_SMTP_IDLE", 0),
+		inline:  os.Getenv("LOAD_INLINE") == "1",
+	}
 	dir := os.Getenv("LOAD_PROFILE_DIR")
 	if mode == "serve" {
 		serveForLoad(t, n, o)
