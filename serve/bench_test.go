@@ -78,6 +78,9 @@ func runHelperServer() error {
 		FPS:                  fps,
 		Logger:               log.NewWithOptions(os.Stderr, log.Options{Level: log.WarnLevel}),
 		NewModel: func(s Session) tea.Model {
+			if os.Getenv("OTPLOGIN_BENCH_MODEL") == "test" { // the floor: serve, SSH and bubbletea
+				return testModel{client: "Email"}
+			}
 			return ui.New(ui.Options{Service: svc, Client: s.Client, Remote: true, Context: s.Context(), Logger: s.Logger})
 		},
 	})
@@ -103,7 +106,9 @@ func runHelperServer() error {
 // sessions of the real login against a server in another process, waits for
 // each first frame, and reports the server's cost per idle session: RSS,
 // goroutines and CPU over a quiet interval, plus connect-to-first-frame
-// latency. Run it with -benchtime=1x.
+// latency. Run it with -benchtime=1x. OTPLOGIN_BENCH_FPS sets Config.FPS;
+// OTPLOGIN_BENCH_MODEL=test swaps the ui for the tiny test model, which
+// shows the floor that serve, SSH and bubbletea cost on their own.
 func BenchmarkIdleSessions(b *testing.B) {
 	n := 100
 	if v, err := strconv.Atoi(os.Getenv("OTPLOGIN_BENCH_SESSIONS")); err == nil && v > 0 {

@@ -278,9 +278,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	return nil
 }
 
-// proxyPolicy requires a PROXY header from trusted balancers and reads none
-// from anyone else: an untrusted header is just bytes that fail the SSH
-// handshake.
+// proxyPolicy requires a PROXY header from trusted balancers and parses
+// none from anyone else, so nobody else can claim an address (the SSH layer
+// skips such a header as a stray line).
 func (s *Server) proxyPolicy(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
 	if ap, err := netip.ParseAddrPort(o.Upstream.String()); err == nil {
 		ip := ap.Addr().Unmap()
@@ -355,6 +355,7 @@ func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) net.Conn {
 		},
 	}
 	c.left.Store(s.cfg.MaxConnBytes)
+	ctx.SetValue(connCtxKey{}, c)
 	return c
 }
 
@@ -362,6 +363,7 @@ type (
 	clientCtxKey  struct{}
 	channelCtxKey struct{}
 	startCtxKey   struct{}
+	connCtxKey    struct{}
 )
 
 // track counts a session handler for shutdown to wait on; false means the

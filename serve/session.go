@@ -147,7 +147,11 @@ func (s *Server) handleSession(sess ssh.Session) {
 	case err != nil && end == endQuit:
 		end = endError
 	}
-	s.logEnd(logger, start, end, final, err)
+	var bytesIn int64
+	if c, ok := sess.Context().Value(connCtxKey{}).(*countedConn); ok {
+		bytesIn = s.cfg.MaxConnBytes - c.left.Load()
+	}
+	s.logEnd(logger, start, end, bytesIn, final, err)
 
 	switch end {
 	case endQuit, endDisconnect:
@@ -210,8 +214,10 @@ func (s *Server) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-cha
 	}
 }
 
-func (s *Server) logEnd(logger *log.Logger, start time.Time, end endReason, final tea.Model, err error) {
-	kv := []any{"duration", time.Since(start).Round(time.Millisecond), "end", end.String()}
+// logEnd logs the end of a session. bytesIn, what the connection sent so
+// far (SSH framing included), helps tune MaxConnBytes.
+func (s *Server) logEnd(logger *log.Logger, start time.Time, end endReason, bytesIn int64, final tea.Model, err error) {
+	kv := []any{"duration", time.Since(start).Round(time.Millisecond), "end", end.String(), "bytes_in", bytesIn}
 	if o, ok := final.(Outcomer); ok {
 		kv = append(kv, "outcome", o.Outcome())
 	}
