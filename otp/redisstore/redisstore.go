@@ -90,8 +90,9 @@ type Store struct {
 var _ otp.Store = (*Store)(nil)
 
 // Open connects to the Redis server at rawURL
-// (redis://[user:pass@]host:port/db, or rediss:// for TLS) and checks that
-// it answers within the timeout. Errors name the server but never the
+// (redis://[user:pass@]host:port/db, or rediss:// for TLS, verified against
+// the system roots; skip_verify is refused) and checks that it answers
+// within the timeout. Errors name the server but never the
 // password; an unreachable server gives an error matching
 // otp.ErrUnavailable.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
@@ -102,6 +103,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 			err = ue.Err
 		}
 		return nil, fmt.Errorf("redisstore: invalid Redis URL: %v", err)
+	}
+	if o.TLSConfig != nil && o.TLSConfig.InsecureSkipVerify {
+		// Without verification anyone on the path can read the password
+		// and rewrite every limit.
+		return nil, errors.New("redisstore: invalid Redis URL: skip_verify is not allowed: rediss:// always verifies the server against the system roots")
 	}
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix

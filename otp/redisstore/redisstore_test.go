@@ -81,6 +81,9 @@ func TestOpenErrors(t *testing.T) {
 		{"scheme", "http://127.0.0.1:6379", false},
 		{"bad port keeps password secret", "redis://user:s3cret@127.0.0.1:notaport/0", false},
 		{"nothing listening", "redis://user:s3cret@127.0.0.1" + port + "/0", true},
+		// Refused before dialing: with it the password would go to anyone
+		// on the path who presents a certificate.
+		{"skip_verify", "rediss://user:s3cret@127.0.0.1" + port + "/0?skip_verify=true", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
