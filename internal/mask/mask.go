@@ -19,10 +19,42 @@ func Address(addr string) string {
 }
 
 // In replaces every occurrence of addr in s with its masked form, for SMTP
-// replies and other error texts that echo the address back.
+// replies and other error texts that echo the address back. ASCII letters
+// match in any case: servers often echo an address lower-cased.
 func In(s, addr string) string {
 	if addr == "" {
 		return s
 	}
-	return strings.ReplaceAll(s, addr, Address(addr))
+	// asciiLower keeps byte offsets, so a match in the folded text is a
+	// match at the same place in s.
+	hay, needle := asciiLower(s), asciiLower(addr)
+	var b strings.Builder
+	last := 0
+	for {
+		i := strings.Index(hay[last:], needle)
+		if i < 0 {
+			break
+		}
+		if b.Len() == 0 {
+			b.Grow(len(s))
+		}
+		b.WriteString(s[last : last+i])
+		b.WriteString(Address(addr))
+		last += i + len(needle)
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func asciiLower(s string) string {
+	b := []byte(s) // bytewise: invalid UTF-8 must keep its length too
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

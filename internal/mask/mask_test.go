@@ -20,12 +20,19 @@ func TestAddress(t *testing.T) {
 }
 
 func TestIn(t *testing.T) {
-	got := In("550 5.1.1 <bob@example.com>: Recipient address rejected", "bob@example.com")
-	want := "550 5.1.1 <b***@example.com>: Recipient address rejected"
-	if got != want {
-		t.Errorf("In = %q, want %q", got, want)
-	}
-	if got := In("nothing here", ""); got != "nothing here" {
-		t.Errorf("In with empty addr = %q", got)
+	for _, tc := range []struct{ s, addr, want string }{
+		{"550 5.1.1 <bob@example.com>: Recipient address rejected", "bob@example.com",
+			"550 5.1.1 <b***@example.com>: Recipient address rejected"},
+		// Servers may echo the address in another case than they were sent.
+		{"550 bob@example.com: user unknown; <BOB@EXAMPLE.COM>", "Bob@example.com",
+			"550 B***@example.com: user unknown; <B***@example.com>"},
+		// Invalid UTF-8 before the address must not shift the match.
+		{"\xff\xfe <BOB@example.com> rejected", "bob@example.com", "\xff\xfe <b***@example.com> rejected"},
+		{"nothing here", "bob@example.com", "nothing here"},
+		{"nothing here", "", "nothing here"},
+	} {
+		if got := In(tc.s, tc.addr); got != tc.want {
+			t.Errorf("In(%q, %q) = %q, want %q", tc.s, tc.addr, got, tc.want)
+		}
 	}
 }
