@@ -12,7 +12,8 @@ type Limits struct {
 	// code is dead and a new one must be requested.
 	MaxAttempts int
 	// FailureBudget wrong codes per FailureWindow per address, across codes:
-	// a new code does not reset it (NIST SP 800-63B rev 4).
+	// a new code does not reset it (NIST SP 800-63B rev 4). The rate may not
+	// exceed 100 an hour.
 	FailureBudget int
 	FailureWindow time.Duration
 	// ResendCooldown is the wait between two codes for one address. It may
@@ -85,5 +86,16 @@ func (l *Limits) fill(ttl time.Duration) error {
 			return fmt.Errorf("otp: Limits.%s must be %v..%v, got %v", f.name, f.min, f.max, *f.v)
 		}
 	}
+	// The bounds above still allow 100 guesses a minute; what keeps a code
+	// unguessable is the rate, so that is bounded too.
+	if int64(l.FailureBudget)*int64(time.Hour) > maxFailuresPerHour*int64(l.FailureWindow) {
+		return fmt.Errorf("otp: Limits.FailureBudget per FailureWindow must be at most %d an hour, got %d per %v",
+			maxFailuresPerHour, l.FailureBudget, l.FailureWindow)
+	}
 	return nil
 }
+
+// maxFailuresPerHour bounds FailureBudget/FailureWindow. At this rate a
+// month of guessing at one address finds a 6-digit code with a chance of
+// 7%; at the default (10 an hour), under 1%.
+const maxFailuresPerHour = 100

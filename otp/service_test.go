@@ -427,6 +427,8 @@ func TestNewValidates(t *testing.T) {
 		{"attempts", func(c *otp.Config) { c.Limits.MaxAttempts = -1 }, "MaxAttempts"},
 		{"attempts 50", func(c *otp.Config) { c.Limits.MaxAttempts = 50 }, "MaxAttempts"},
 		{"budget", func(c *otp.Config) { c.Limits.FailureBudget = 1000 }, "FailureBudget"},
+		// 100 a minute is 144,000 guesses a day: a 6-digit code falls in a week.
+		{"budget rate", func(c *otp.Config) { c.Limits.FailureBudget, c.Limits.FailureWindow = 100, time.Minute }, "FailureBudget"},
 		{"cooldown over ttl", func(c *otp.Config) { c.TTL = time.Minute; c.Limits.ResendCooldown = 2 * time.Minute }, "ResendCooldown"},
 		{"window", func(c *otp.Config) { c.Limits.IssueWindow = time.Second }, "IssueWindow"},
 		{"pending", func(c *otp.Config) { c.Limits.MaxPending = -5 }, "MaxPending"},
