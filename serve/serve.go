@@ -182,6 +182,7 @@ type Server struct {
 
 	sessionsTotal atomic.Int64
 	refused       atomic.Int64
+	turned        atomic.Int64
 }
 
 // New checks cfg, loads or creates the host key and returns a Server.

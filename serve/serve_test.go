@@ -133,8 +133,8 @@ func TestSessionCaps(t *testing.T) {
 			if got := extra.out.String(); !strings.Contains(got, tc.want) {
 				t.Errorf("output %q, want %q", got, tc.want)
 			}
-			if s := ts.Stats(); s.Sessions != 2 {
-				t.Errorf("live sessions %d, want 2", s.Sessions)
+			if s := ts.Stats(); s.Sessions != 2 || s.Turned != 1 {
+				t.Errorf("stats %+v, want 2 live sessions and 1 turned away", s)
 			}
 		})
 	}

@@ -88,25 +88,28 @@ func (s *Server) handleSession(sess ssh.Session) {
 		}
 	}()
 
+	turnAway := func(reason, line string) {
+		s.turned.Add(1)
+		logger.Info("session refused", "reason", reason, "client", client)
+		refuse(sess, line)
+	}
 	pty, winch, ok := sess.Pty()
 	if !ok {
-		logger.Info("session refused", "reason", "no pty")
-		refuse(sess, lineNoPTY)
+		turnAway("no pty", lineNoPTY)
 		return
 	}
 	select {
 	case <-s.stopping:
-		refuse(sess, lineShutdown)
+		turnAway("shutting down", lineShutdown)
 		return
 	default:
 	}
 	if err := s.lim.admitSession(client); err != nil {
-		logger.Info("session refused", "reason", err.Error(), "client", client)
+		line := lineBusy
 		if errors.Is(err, errClientSessions) {
-			refuse(sess, lineClientSessions)
-		} else {
-			refuse(sess, lineBusy)
+			line = lineClientSessions
 		}
+		turnAway(err.Error(), line)
 		return
 	}
 	defer s.lim.releaseSession(client)

@@ -22,6 +22,7 @@ type Stats struct {
 	Clients       int   `json:"clients"`        // client addresses the limiter remembers
 	SessionsTotal int64 `json:"sessions_total"` // sessions started since New
 	Refused       int64 `json:"refused"`        // connections refused before the handshake
+	Turned        int64 `json:"turned_away"`    // sessions refused: no PTY, a cap, shutting down
 	Goroutines    int   `json:"goroutines"`     // in the whole process
 	RSSBytes      int64 `json:"rss_bytes"`      // resident set of the process; 0 if unknown
 	CPUNanos      int64 `json:"cpu_ns"`         // CPU time the process has used; 0 if unknown
@@ -36,6 +37,7 @@ func (s *Server) Stats() Stats {
 		Clients:       clients,
 		SessionsTotal: s.sessionsTotal.Load(),
 		Refused:       s.refused.Load(),
+		Turned:        s.turned.Load(),
 		Goroutines:    runtime.NumGoroutine(),
 		RSSBytes:      rss(),
 		CPUNanos:      int64(cpuTime()),
