@@ -255,22 +255,29 @@ func (s *termSession) typeText(t *testing.T, text string) {
 // it ended without one.
 func (s *termSession) wait(t *testing.T) int {
 	t.Helper()
+	err := waitSession(t, s.Session)
+	var exit *gossh.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.ExitStatus()
+	default:
+		return -1
+	}
+}
+
+// waitSession is sess.Wait with a deadline.
+func waitSession(t *testing.T, sess *gossh.Session) error {
+	t.Helper()
 	errc := make(chan error, 1)
-	go func() { errc <- s.Wait() }()
+	go func() { errc <- sess.Wait() }()
 	select {
 	case err := <-errc:
-		var exit *gossh.ExitError
-		switch {
-		case err == nil:
-			return 0
-		case errors.As(err, &exit):
-			return exit.ExitStatus()
-		default:
-			return -1
-		}
+		return err
 	case <-time.After(waitTime):
 		t.Fatal("session did not end")
-		return -1
+		return nil
 	}
 }
 

@@ -36,18 +36,29 @@ func TestSessionRunsModel(t *testing.T) {
 
 func TestNoPTY(t *testing.T) {
 	ts := startServer(t, nil)
-	for _, cmd := range []string{"", "ls"} {
-		t.Run(fmt.Sprintf("command %q", cmd), func(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start func(*gossh.Session) error
+	}{
+		{"shell", (*gossh.Session).Shell},                                  // ssh -T host
+		{"command", func(s *gossh.Session) error { return s.Start("ls") }}, // ssh host ls
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			sess, err := dial(t, ts.addr).NewSession()
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := sess.CombinedOutput(cmd)
+			out := &safeBuffer{}
+			sess.Stdout, sess.Stderr = out, out
+			if err := tc.start(sess); err != nil {
+				t.Fatal(err)
+			}
+			err = waitSession(t, sess)
 			var exit *gossh.ExitError
 			if !errors.As(err, &exit) || exit.ExitStatus() != 1 {
 				t.Errorf("err = %v, want exit status 1", err)
 			}
-			if got := string(out); got != lineNoPTY+"\n" {
+			if got := out.String(); got != lineNoPTY+"\n" {
 				t.Errorf("output %q, want %q", got, lineNoPTY+"\n")
 			}
 		})

@@ -180,7 +180,10 @@ func (s *Server) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-cha
 	stopping, graceOver := s.stopping, (<-chan struct{})(nil)
 	// The connection is cut at MaxTimeout; quit the program a little
 	// earlier so that the user can be told why.
-	start, _ := ctx.Value(startCtxKey{}).(time.Time)
+	start, ok := ctx.Value(startCtxKey{}).(time.Time)
+	if !ok {
+		start = time.Now()
+	}
 	limit := time.NewTimer(time.Until(start.Add(s.cfg.MaxTimeout - farewellTime)))
 	defer limit.Stop()
 	for {
