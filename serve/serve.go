@@ -55,7 +55,8 @@ type Config struct {
 
 	// HandshakeTimeout bounds the SSH handshake (10s); IdleTimeout closes a
 	// connection with no traffic either way (5m); MaxTimeout closes any
-	// connection (30m). Output counts as traffic: a screen that redraws by
+	// connection (30m; the program is quit a second before, so that the
+	// user is told why). Output counts as traffic: a screen that redraws by
 	// itself, like the code screen's countdown, keeps its session alive
 	// until it stops, and MaxTimeout is what bounds that.
 	HandshakeTimeout, IdleTimeout, MaxTimeout time.Duration
@@ -79,8 +80,9 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// FPS is the renderer's frame rate per session (10). bubbletea's
 	// renderer wakes up this often even when nothing changed, so FPS sets
-	// the idle CPU cost (about 7µs a wake-up, measured) and the latency of
-	// every frame, the first one and each typed key's echo included.
+	// the idle CPU cost (measured: 1000 idle sessions at 10 FPS took 10% of
+	// one core, and it grows in step with FPS) and the delay of every frame,
+	// the first one and each typed key's echo included.
 	FPS int
 
 	// Logger gets the operator's log (log.Default()). It never gets a code.
