@@ -104,12 +104,11 @@ func (e *LimitError) Error() string {
 	return fmt.Sprintf("%s: retry at %s", e.Kind, e.RetryAt.UTC().Format(time.RFC3339))
 }
 
-// DeliveryError: the Sender failed. Err is for the operator's log only.
+// DeliveryError: the Sender failed for certain and the code was discarded.
+// (An ambiguous failure is not an error: see Ticket.MaybeSent.) Err is for
+// the operator's log only.
 type DeliveryError struct {
 	Err error
-	// MaybeSent: the sender cannot tell whether the message was accepted;
-	// the code was kept and may still arrive.
-	MaybeSent bool
 	// AddressRejected: the destination refused this address for good.
 	AddressRejected bool
 }

@@ -177,10 +177,10 @@ func (c *Config) fill() error {
 //   - *LimitError: a limit refused; nothing was sent. LimitResend means the
 //     pending code is dead (attempts used up) and a new one may be requested
 //     at RetryAt.
-//   - *DeliveryError (MaybeSent false): delivery failed for certain and the
-//     new code was removed, so a retry may send at once (the issue caps
-//     still count it). AddressRejected means the destination refused the
-//     address for good.
+//   - *DeliveryError: delivery failed for certain and the new code was
+//     removed, so a retry may send at once (the issue caps still count
+//     it). AddressRejected means the destination refused the address for
+//     good.
 //   - wrapped ErrUnavailable: the store failed, or the Service is closed.
 func (s *Service) Request(ctx context.Context, address, client string) (Ticket, error) {
 	addr, key, err := normalize(address)
