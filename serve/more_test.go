@@ -103,6 +103,11 @@ func TestDebugHandler(t *testing.T) {
 	if _, err := os.Stat("/proc/self/statm"); err == nil && s.RSSBytes == 0 {
 		t.Error("no RSS although /proc/self/statm exists")
 	}
+	rec = httptest.NewRecorder()
+	ts.DebugHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/cmdline", nil))
+	if strings.Contains(rec.Body.String(), os.Args[0]) {
+		t.Error("the debug endpoint shows the command line, which may hold secrets")
+	}
 }
 
 func TestServeDebugLoopbackOnly(t *testing.T) {
