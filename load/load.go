@@ -277,6 +277,7 @@ func (r *runner) run(parent context.Context) Report {
 	stopProgress := r.progress(cfg.Progress)
 	peak := newPeakSampler(ctx, cfg.Stats, cfg.SampleEvery)
 
+	clientStart := selfCPU()
 	start := time.Now()
 	if cfg.Hold > 0 {
 		rep.Peak, rep.HoldCPU, rep.HoldRx = r.idle(ctx)
@@ -284,16 +285,14 @@ func (r *runner) run(parent context.Context) Report {
 	} else {
 		r.logins(ctx)
 		rep.Elapsed = time.Since(start)
-		rep.Peak = peak.stop()
+		rep.Peak = maxSample(peak.stop(), r.sample(ctx))
 	}
+	rep.ClientCPU = selfCPU() - clientStart
 	peak.stop() // idempotent; the idle run samples its own peak
 	stopProgress()
 
 	rep.After, rep.Settled = r.settle(parent, rep.Before)
 	rep.summarize(r.results)
-	if !rep.Before.Known() {
-		rep.Before = Sample{}
-	}
 	return rep
 }
 

@@ -151,7 +151,7 @@ func TestProcessSelf(t *testing.T) {
 func TestReportWrite(t *testing.T) {
 	r := Report{
 		Target: "127.0.0.1:23234", Sessions: 3, Concurrency: 2,
-		Elapsed: 2 * time.Second,
+		Elapsed: 2 * time.Second, ClientCPU: 500 * time.Millisecond,
 		Before:  Sample{RSS: 10 << 20, Goroutines: 8, Sessions: 0, CPU: time.Second},
 		Peak:    Sample{RSS: 30 << 20, Goroutines: 40, Sessions: 2, CPU: 2 * time.Second},
 		After:   Sample{RSS: 12 << 20, Goroutines: 8, Sessions: 0, CPU: 2 * time.Second},
@@ -171,6 +171,7 @@ func TestReportWrite(t *testing.T) {
 		"back to baseline yes",
 		"50.0% of one core",
 		"per login 500ms",
+		"load generator CPU 25.0% of one core", "per login 250ms",
 		"1 × code screen: timeout",
 		`Too many codes`,
 	} {

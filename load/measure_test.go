@@ -112,6 +112,9 @@ func serveForLoad(t *testing.T, n int, o stackOptions) {
 // its debug endpoint during the hold.
 func fetchProfiles(ctx context.Context, t *testing.T, debug, dir string, hold time.Duration) {
 	secs := max(int(hold/time.Second)-1, 1)
+	// A kept-alive connection would leave a goroutine on the server and
+	// spoil the goroutine baseline.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	for _, p := range []struct{ path, file string }{
 		{"heap?gc=1", "idle-heap.pb.gz"},
 		{"goroutine", "idle-goroutine.pb.gz"},
@@ -121,7 +124,7 @@ func fetchProfiles(ctx context.Context, t *testing.T, debug, dir string, hold ti
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Errorf("profile %s: %v", p.path, err)
 			return

@@ -28,6 +28,9 @@ type Report struct {
 	Phases     []Phase
 	Elapsed    time.Duration // the run, from the first dial
 	Throughput float64       // verified logins per second
+	// ClientCPU is the CPU time the load generator's process used during
+	// the run: on a shared machine it is CPU the server did not get.
+	ClientCPU time.Duration
 
 	// Hold is the idle run's hold; HoldCPU the server CPU time spent during
 	// it (-1 unknown) and HoldRx the bytes the server sent during it.
@@ -183,6 +186,12 @@ func (r Report) Write(w io.Writer) error {
 		if r.Hold == 0 && r.Login.N > 0 {
 			cpu := r.Peak.CPU - r.Before.CPU
 			p("  per login\t%s", (cpu / time.Duration(r.Login.N)).Round(time.Microsecond))
+		}
+	}
+	if r.Elapsed > 0 {
+		p("load generator CPU\t%.1f%% of one core", 100*r.ClientCPU.Seconds()/r.Elapsed.Seconds())
+		if r.Hold == 0 && r.Login.N > 0 {
+			p("  per login\t%s", (r.ClientCPU / time.Duration(r.Login.N)).Round(time.Microsecond))
 		}
 	}
 	if r.Hold > 0 {

@@ -53,10 +53,7 @@ func (p Process) Stats(context.Context) (Sample, error) {
 	}
 	if p.PID == 0 {
 		s.Goroutines = runtime.NumGoroutine()
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
-			s.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		}
+		s.CPU = selfCPU()
 	} else if stat, err := os.ReadFile(dir + "/stat"); err == nil {
 		s.CPU = statCPU(stat)
 	}
@@ -64,6 +61,15 @@ func (p Process) Stats(context.Context) (Sample, error) {
 		s.Sessions = p.Sessions()
 	}
 	return s, nil
+}
+
+// selfCPU is the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // statusKiB reads a "Key:   1234 kB" line of /proc/<pid>/status as bytes.
