@@ -40,11 +40,12 @@ type Verifier interface {
 
 // The largest window a program is told about. The client picks the size,
 // and bubbletea allocates two cell buffers of that size (about 120 bytes a
-// cell): a pty-req of 60000x60000 once took this server to 3 GB. A bigger
-// terminal shows the UI in its top-left corner.
+// cell): a pty-req of 60000x60000 once took this server to 3 GB. 100x30
+// costs at most 700 KB and fits the login with room to spare; a bigger
+// terminal shows it in its top-left corner.
 const (
-	maxCols = 120
-	maxRows = 40
+	maxCols = 100
+	maxRows = 30
 )
 
 func clampWindow(w ssh.Window) (width, height int) {
