@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otplogin/otplogin/internal/fakeclock"
 	"github.com/otplogin/otplogin/otp"
 )
 
@@ -26,7 +27,7 @@ func benchAddrs(n int) []string {
 
 // benchEnv is a Service whose limits let one benchmark issue batch codes
 // per 2 hours of fake time.
-func benchEnv(b *testing.B) (*otp.Service, *clock, *recorder) {
+func benchEnv(b *testing.B) (*otp.Service, *fakeclock.Clock, *recorder) {
 	clk, snd := newClock(), &recorder{}
 	lim := otp.DefaultLimits()
 	lim.MaxAttempts, lim.FailureBudget = 10, 100
@@ -40,7 +41,7 @@ func benchEnv(b *testing.B) (*otp.Service, *clock, *recorder) {
 }
 
 // issueAll requests a code for every address and returns them in order.
-func issueAll(b *testing.B, svc *otp.Service, clk *clock, snd *recorder, addrs []string) []string {
+func issueAll(b *testing.B, svc *otp.Service, clk *fakeclock.Clock, snd *recorder, addrs []string) []string {
 	clk.Advance(2 * time.Hour)
 	snd.mu.Lock()
 	snd.msgs = snd.msgs[:0]

@@ -7,27 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otplogin/otplogin/internal/fakeclock"
 	"github.com/otplogin/otplogin/otp"
 )
 
-// clock is a manual clock; tests move it instead of sleeping.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newClock is a manual clock; tests move it instead of sleeping.
+func newClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // message is one SendCode call.
@@ -90,7 +76,7 @@ var errTransient = errors.New("dial tcp: connection refused")
 
 type env struct {
 	svc   *otp.Service
-	clock *clock
+	clock *fakeclock.Clock
 	send  *recorder
 	store *otp.MemoryStore
 }

@@ -14,28 +14,12 @@ import (
 	"charm.land/log/v2"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/otplogin/otplogin/internal/fakeclock"
 	"github.com/otplogin/otplogin/otp"
 )
 
 // t0 is 14:00 UTC; times on screen are shown in the clock's location.
 var t0 = time.Date(2026, 11, 28, 14, 0, 0, 0, time.UTC)
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // recordingSender is the mail boundary: it keeps the codes it was asked to
 // send, so tests read a code the way a person does, from the mail and never
@@ -136,7 +120,7 @@ func (s *flakyStore) Attempt(ctx context.Context, addr string, now time.Time, li
 // env is a real otp.Service over the memory store, a fake clock and a
 // recording sender.
 type env struct {
-	clock  *fakeClock
+	clock  *fakeclock.Clock
 	sender *recordingSender
 	store  *flakyStore
 	svc    *otp.Service
@@ -146,7 +130,7 @@ type env struct {
 func newEnv(t testing.TB, cfg otp.Config) *env {
 	t.Helper()
 	e := &env{
-		clock:  &fakeClock{now: t0},
+		clock:  fakeclock.New(t0),
 		sender: &recordingSender{},
 		store:  &flakyStore{Store: otp.NewMemoryStore()},
 		log:    &bytes.Buffer{},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/otplogin/otplogin/internal/fakeclock"
 	"github.com/otplogin/otplogin/internal/redistest"
 	"github.com/otplogin/otplogin/otp"
 )
@@ -161,7 +162,7 @@ func TestNoPileUp(t *testing.T) {
 
 func newReplicasWith(t *testing.T, srv *redistest.Server, opts Options) replicas {
 	t.Helper()
-	r := replicas{clock: &clock{now: base}, mail: &recorder{}}
+	r := replicas{clock: fakeclock.New(base), mail: &recorder{}}
 	opts.Prefix = "fault:" + t.Name() + ":"
 	svc := func() *otp.Service {
 		s, err := otp.New(otp.Config{Key: sharedKey, Now: r.clock.Now}, open(t, srv, opts), r.mail)

@@ -11,28 +11,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/otplogin/otplogin/internal/fakeclock"
 	"github.com/otplogin/otplogin/internal/redistest"
 	"github.com/otplogin/otplogin/otp"
 )
-
-// clock is the Services' shared manual clock: replicas in production read
-// synchronised wall clocks; here they read the same fake one.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // recorder is a Sender that keeps the last code sent to each address.
 type recorder struct {
@@ -68,7 +50,7 @@ func (r *recorder) code(t *testing.T, to string) string {
 // prefix and the sender's outbox.
 type replicas struct {
 	a, b  *otp.Service
-	clock *clock
+	clock *fakeclock.Clock // shared: replicas read synchronised wall clocks
 	mail  *recorder
 }
 
@@ -76,7 +58,7 @@ var sharedKey = []byte("0123456789abcdef0123456789abcdef")
 
 func newReplicas(t *testing.T, srv *redistest.Server, lim otp.Limits) replicas {
 	t.Helper()
-	r := replicas{clock: &clock{now: base}, mail: &recorder{}}
+	r := replicas{clock: fakeclock.New(base), mail: &recorder{}}
 	prefix := "replica:" + t.Name() + ":"
 	svc := func() *otp.Service {
 		s, err := otp.New(otp.Config{Key: sharedKey, Limits: lim, Now: r.clock.Now},
