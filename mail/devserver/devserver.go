@@ -177,8 +177,8 @@ func (s *Server) latest(to string) (Message, bool) {
 }
 
 // WaitFor returns the newest message for to received after the time after,
-// waiting for one until ctx is done. The load generator uses it to read
-// codes without polling files.
+// waiting for one until ctx is done, so that a test in the same process
+// reads a code without polling.
 func (s *Server) WaitFor(ctx context.Context, to string, after time.Time) (Message, error) {
 	for {
 		s.mu.Lock()

@@ -102,7 +102,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		if ue := (*url.Error)(nil); errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("redisstore: invalid Redis URL: %v", err)
+		return nil, fmt.Errorf("redisstore: invalid Redis URL: %w", err)
 	}
 	if o.TLSConfig != nil && o.TLSConfig.InsecureSkipVerify {
 		// Without verification anyone on the path can read the password
