@@ -91,6 +91,9 @@ func (s *Server) ServeDebug(ctx context.Context, addr string) error {
 	var lc net.ListenConfig
 	l, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // cancelled before it started: nothing to stop
+		}
 		return fmt.Errorf("debug address: %w", err)
 	}
 	hs := &http.Server{Handler: s.DebugHandler(), ReadHeaderTimeout: 5 * time.Second}
