@@ -35,6 +35,10 @@ const (
 // 8×MaxPending (LimitBusy beyond that). Its methods never wait, so they
 // ignore their contexts.
 //
+// One departure from the Store contract, the price of the sweep limit:
+// while MaxPending is reached, a code that expires less than a second after
+// the last sweep frees its slot (and RetryAt says so) up to a second late.
+//
 // The zero value is not usable; call NewMemoryStore.
 type MemoryStore struct {
 	mu      sync.Mutex
