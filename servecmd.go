@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -20,7 +18,7 @@ import (
 
 var serveSettings = []setting{
 	{"listen", "OTPLOGIN_LISTEN", "address to listen on; use :23234 to accept connections from other hosts (default " + serve.DefaultListen + ")"},
-	{"host-key", "OTPLOGIN_HOST_KEY", "SSH host key file, ed25519, created on first start (default " + defaultHostKey() + ")"},
+	{"host-key", "OTPLOGIN_HOST_KEY", "SSH host key file, ed25519, created on first start (default " + serve.DefaultHostKeyPath() + ")"},
 	{"log-format", "OTPLOGIN_LOG_FORMAT", "operator log format on stderr: text or json"},
 	{"debug-addr", "OTPLOGIN_DEBUG_ADDR", "serve /stats and /debug/pprof on this loopback address, e.g. 127.0.0.1:6060 (default off)"},
 	{"max-sessions", "OTPLOGIN_MAX_SESSIONS", "live sessions on the server (default 1000)"},
@@ -28,16 +26,6 @@ var serveSettings = []setting{
 	{"conn-rate", "OTPLOGIN_CONN_RATE", "new connections per second per client address, burst 10 (default 1)"},
 	{"client-codes", "OTPLOGIN_CLIENT_CODES", "codes per hour per client address (default 20)"},
 	{"trusted-proxies", "OTPLOGIN_TRUSTED_PROXIES", "comma-separated addresses or CIDR prefixes of load balancers that send the PROXY protocol header (default none)"},
-}
-
-// defaultHostKey keeps the host key with the user's configuration, so the
-// server has the same identity wherever it is started from.
-func defaultHostKey() string {
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		return "otplogin_host_key"
-	}
-	return filepath.Join(dir, "otplogin", "ssh_host_ed25519_key")
 }
 
 // runServe serves the login over SSH until ctx is cancelled (SIGINT or
@@ -56,9 +44,6 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		Listen:      s.get("OTPLOGIN_LISTEN"),
 		HostKeyPath: s.get("OTPLOGIN_HOST_KEY"),
 		Logger:      logger,
-	}
-	if cfg.HostKeyPath == "" {
-		cfg.HostKeyPath = defaultHostKey()
 	}
 	if err := s.positiveInt("OTPLOGIN_MAX_SESSIONS", &cfg.MaxSessions); err != nil {
 		return err
