@@ -21,6 +21,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/otplogin/otplogin/load"
 )
 
 // Exit statuses: scripts rely on them (email=$(otplogin) || exit).
@@ -36,6 +38,7 @@ Usage:
   otplogin [flags]              log in here; prints the verified address on stdout
   otplogin serve [flags]        serve the login over SSH (ssh -p 23234 host)
   otplogin mail-test --to ADDR  send a test message with the current mail settings
+  otplogin load [flags]         drive real SSH logins against a local serve (docs/PERFORMANCE.md)
   otplogin version              print the version
 
 Run "otplogin COMMAND --help" for a command's flags. Every flag mirrors an
@@ -68,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = runServe(ctx, rest, stderr, getenv)
 	case "mail-test":
 		err = runMailTest(ctx, rest, stdout, getenv)
+	case "load":
+		err = load.Command(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return exitOK
