@@ -522,3 +522,56 @@ func TestAddressRejected(t *testing.T) {
 		}
 	}
 }
+
+// TestEndlessGreeting: a peer that answers with an endless line (a hostile
+// server, or anyone on the path before STARTTLS) is cut off after a bounded
+// read instead of being buffered until the deadline. go-smtp cannot send
+// such a reply, so a raw listener stands in for the server.
+func TestEndlessGreeting(t *testing.T) {
+	leakcheck.Check(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const offered = 64 << 20 // the peer stops here so a failing test stays small
+	written := make(chan int64, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			written <- -1
+			return
+		}
+		defer c.Close()
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		n, _ := c.Write([]byte("220 "))
+		total := int64(n)
+		for total < offered {
+			n, err := c.Write(chunk)
+			total += int64(n)
+			if err != nil {
+				break
+			}
+		}
+		written <- total
+		_, _ = io.Copy(io.Discard, c) // hold the line open until the client leaves
+	}()
+	s := newSender(t, mail.Config{
+		Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, From: "otp@example.org",
+		Timeout: 5 * time.Second, Retry: mail.Retry{Attempts: 1},
+	})
+	err = send(t, s, nil)
+	var se *mail.SendError
+	if !errors.As(err, &se) || se.Stage != mail.StageConnect && se.Stage != mail.StageHello {
+		// bufio hands textproto a cut-off line as a whole one, so the
+		// greeting may "succeed" and the next read fail.
+		t.Fatalf("SendCode = %v, want a connect or ehlo error", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("SendCode read until the deadline: %v", err)
+	}
+	// What the peer got rid of is what the client read plus socket buffers.
+	if n := <-written; n < 0 || n >= offered {
+		t.Errorf("the peer wrote %d bytes before the client gave up, want far fewer than %d", n, offered)
+	}
+}

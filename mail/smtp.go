@@ -30,6 +30,35 @@ func (e *stageError) Unwrap() error { return e.err }
 
 func fail(stage Stage, err error) error { return &stageError{stage, err} }
 
+// maxServerBytes bounds what one connection reads from the server, TLS
+// records included. Replies are a few hundred bytes a message, but
+// textproto buffers a line without limit, so a hostile server (or, before
+// STARTTLS, anyone on the path) could otherwise fill memory until the
+// deadline with one endless line.
+const maxServerBytes = 1 << 20
+
+// errTooMuch ends a connection whose server has sent more than
+// maxServerBytes.
+var errTooMuch = fmt.Errorf("the server sent more than %d bytes", maxServerBytes)
+
+// limitedConn fails reads once left bytes have been read.
+type limitedConn struct {
+	net.Conn
+	left int
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errTooMuch
+	}
+	if len(p) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left -= n
+	return n, err
+}
+
 // aLongTimeAgo is a deadline in the past: it makes blocked I/O return now.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -66,10 +95,11 @@ func (s *Sender) open(ctx context.Context, pooled bool) (sess *session, stop fun
 		}
 	}
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", s.addr)
+	raw, err := d.DialContext(ctx, "tcp", s.addr)
 	if err != nil {
 		return nil, nil, fail(StageConnect, err)
 	}
+	nc := &limitedConn{Conn: raw, left: maxServerBytes}
 	stop = watch(ctx, nc)
 	sess, err = s.handshake(ctx, nc)
 	if err != nil {
