@@ -1,0 +1,74 @@
+package main
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestSettingsFlagWinsOverEnvironment(t *testing.T) {
+	environ := env(map[string]string{"OTPLOGIN_OUTBOX": "/from/env", "OTPLOGIN_REDIS_URL": "redis://env"})
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		outbox     string
+		redis      string
+		explainErr string // what explain says of an error about OTPLOGIN_OUTBOX
+	}{
+		{"environment only", nil, "/from/env", "redis://env", "OTPLOGIN_OUTBOX: bad"},
+		{"flag wins", []string{"--outbox", "/from/flag"}, "/from/flag", "redis://env", "--outbox (OTPLOGIN_OUTBOX): bad"},
+		{"empty flag still wins", []string{"--outbox="}, "", "redis://env", "--outbox (OTPLOGIN_OUTBOX): bad"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSettings("test", environ, mailSettings, serviceSettings)
+			if err := s.parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.get("OTPLOGIN_OUTBOX"); got != tc.outbox {
+				t.Errorf("outbox = %q, want %q", got, tc.outbox)
+			}
+			if got := s.get("OTPLOGIN_REDIS_URL"); got != tc.redis {
+				t.Errorf("redis = %q, want %q", got, tc.redis)
+			}
+			err := s.explain(errors.New("OTPLOGIN_OUTBOX: bad"))
+			var ce configError
+			if !errors.As(err, &ce) || err.Error() != tc.explainErr {
+				t.Errorf("explain = %v (configError %v), want %q", err, errors.As(err, &ce), tc.explainErr)
+			}
+		})
+	}
+}
+
+func TestSecretKey(t *testing.T) {
+	hex64 := strings.Repeat("0f", 32)
+	for _, tc := range []struct {
+		name     string
+		secret   string
+		required bool
+		wantLen  int    // of the key; 0 with no error means random per process
+		wantErr  string // in the error
+	}{
+		{"unset, memory store", "", false, 0, ""},
+		{"unset, Redis", "", true, 0, "required"},
+		{"hex", hex64, true, 32, ""},
+		{"long passphrase", strings.Repeat("x", 40), true, 40, ""},
+		{"too short", "hunter2", true, 0, "at least 32 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSettings("test", env(map[string]string{"OTPLOGIN_SECRET": tc.secret}))
+			key, err := secretKey(s, tc.required)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				if tc.secret != "" && strings.Contains(err.Error(), tc.secret) {
+					t.Errorf("error %q repeats the secret", err)
+				}
+				return
+			}
+			if err != nil || len(key) != tc.wantLen {
+				t.Fatalf("key %d bytes, err %v; want %d bytes", len(key), err, tc.wantLen)
+			}
+		})
+	}
+}
