@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/otplogin/otplogin/internal/mask"
 )
@@ -64,13 +65,14 @@ func (e *SendError) Error() string {
 		fmt.Fprintf(&b, " (after %d attempts)", e.Attempts)
 	}
 	b.WriteString(": ")
-	// Server replies can be multi-line and say anything: one clean log line.
-	b.WriteString(strings.Map(func(r rune) rune {
+	// Server replies can be multi-line, long and say anything: one clean
+	// log line of bounded length.
+	b.WriteString(cut(strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '
 		}
 		return r
-	}, mask.In(e.Err.Error(), e.to)))
+	}, mask.In(e.Err.Error(), e.to)), maxErrText))
 	if e.MaybeDelivered() {
 		b.WriteString(" (the message may still have been delivered)")
 	}
@@ -78,6 +80,21 @@ func (e *SendError) Error() string {
 }
 
 func (e *SendError) Unwrap() error { return e.Err }
+
+// maxErrText bounds the cause in a SendError's text; real replies, even
+// Gmail's four-line ones, are a few hundred bytes.
+const maxErrText = 1024
+
+// cut shortens s to at most n bytes, on a rune boundary, marking the cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
 
 // MaybeDelivered reports that the whole message was sent but the server's
 // verdict never arrived: it may have been queued. Such sends are not retried.

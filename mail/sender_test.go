@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 
@@ -573,5 +574,20 @@ func TestEndlessGreeting(t *testing.T) {
 	// What the peer got rid of is what the client read plus socket buffers.
 	if n := <-written; n < 0 || n >= offered {
 		t.Errorf("the peer wrote %d bytes before the client gave up, want far fewer than %d", n, offered)
+	}
+}
+
+// TestLongReplyIsCut: whatever a server replies, the operator's log gets one
+// line of bounded length.
+func TestLongReplyIsCut(t *testing.T) {
+	leakcheck.Check(t)
+	srv := smtptest.Start(t, smtptest.Options{Hooks: smtptest.Hooks{
+		Rcpt: func(int, string) error { return smtptest.Reply(550, "no such user "+strings.Repeat("é", 50_000)) },
+	}})
+	err := send(t, newSender(t, configFor(srv)), nil)
+	checkSendError(t, err, mail.StageRcpt, 550, 1, false, true, false, nil)
+	text := err.Error()
+	if len(text) > 2048 || !strings.Contains(text, "no such user") || !utf8.ValidString(text) {
+		t.Errorf("error text is %d bytes (valid UTF-8: %v), want the start of the reply in at most 2 KiB", len(text), utf8.ValidString(text))
 	}
 }
