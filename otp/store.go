@@ -41,9 +41,10 @@ type IssueResult struct {
 // server-side script. A Store compares no codes; the Service does that in
 // constant time. The conformance suite in otp/storetest pins these rules.
 //
-// Keys: addr is the Service's key for an address (the normalised address,
-// lower-cased); client is an opaque client identity. Stores treat both as
-// opaque strings.
+// Keys: addr and client are opaque strings (32 bytes, not text) that the
+// Service derives from the lower-cased address and the client identity
+// with its HMAC key, so that a copy of a store names nobody. Services that
+// share a store must share the key.
 //
 // Time: every rule is decided with the now passed in, never a store's own
 // clock, and times are kept to at least millisecond precision. A store may

@@ -9,11 +9,12 @@
 // clock; Redis key expiry, set with slack past the last time a key matters,
 // only collects garbage.
 //
-// Keys live under a prefix (default "otplogin:"). Addresses and clients
-// appear in key names only as SHA-256 hex digests, and values hold only
-// code HMACs, counters and times, so a dump or MONITOR of the database
-// lists no email address and no code. An unkeyed digest can still be
-// matched against a list of known addresses; it hides, it does not protect.
+// Keys live under a prefix (default "otplogin:"). The otp Service names
+// addresses and clients by HMACs under its key, which appear in key names
+// as SHA-256 hex digests (fixed length, printable), and values hold only
+// code HMACs, counters and times: a dump or MONITOR of the database lists
+// no email address, client or code, and without the key it cannot be
+// matched against a list of known ones either.
 //
 // Deployment notes. Every script touches the shared index of pending codes,
 // so all keys must live on one Redis primary: Open connects to a single
@@ -242,7 +243,8 @@ func (s *Store) remove(ctx context.Context, op, addr string, hash []byte, refund
 
 func (s *Store) key(kind, id string) string { return s.prefix + kind + id }
 
-// digest names an address or client in keys without spelling it out.
+// digest turns an address or client identity, which may be any bytes,
+// into a fixed-length printable key part.
 func digest(v string) string {
 	sum := sha256.Sum256([]byte(v))
 	return hex.EncodeToString(sum[:])

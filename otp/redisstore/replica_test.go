@@ -224,10 +224,18 @@ func TestDumpShowsNoSecrets(t *testing.T) {
 			t.Fatalf("key %q has unexpected type %q", k, typ)
 		}
 	}
+	// Nor anything one can compute from a list of candidate addresses or
+	// IPs without the server key.
+	guesses := []string{digest("mallory.secret@example.com"), digest("Mallory.Secret@example.com"), digest(client)}
 	for _, v := range dump {
 		lv := strings.ToLower(v)
 		if strings.Contains(lv, "mallory") || strings.Contains(v, client) || v == code {
 			t.Errorf("the database shows %q", v)
+		}
+		for _, g := range guesses {
+			if strings.Contains(v, g) {
+				t.Errorf("the database shows %q, the unkeyed digest of a guessable value", v)
+			}
 		}
 	}
 }
