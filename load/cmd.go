@@ -55,11 +55,11 @@ Flags:
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("otplogin load: unexpected argument %q", fs.Arg(0))
+		return fmt.Errorf("load: unexpected argument %q", fs.Arg(0))
 	}
 	// Zero means "default" in a Config, but on the command line it is a typo.
 	if cfg.Sessions < 1 || cfg.Concurrency < 1 {
-		return fmt.Errorf("otplogin load: sessions must be 1..%d and concurrency at least 1", MaxSessions)
+		return fmt.Errorf("load: sessions must be 1..%d and concurrency at least 1", MaxSessions)
 	}
 	if cfg.Hold == 0 {
 		cfg.Codes = NewOutbox(outbox)
@@ -87,7 +87,7 @@ Flags:
 		err = rep.Write(stdout)
 	}
 	if err != nil {
-		return fmt.Errorf("otplogin load: %w", err)
+		return fmt.Errorf("load: %w", err)
 	}
 	var problems []string
 	if rep.Failed > 0 {
@@ -97,7 +97,7 @@ Flags:
 		problems = append(problems, fmt.Sprintf("server goroutines %d after the run, %d before", rep.After.Goroutines, rep.Before.Goroutines))
 	}
 	if len(problems) > 0 {
-		return errors.New("otplogin load: " + strings.Join(problems, "; "))
+		return errors.New("load: " + strings.Join(problems, "; "))
 	}
 	return nil
 }

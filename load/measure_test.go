@@ -49,6 +49,7 @@ func TestMeasure(t *testing.T) {
 
 	cfg := Config{
 		Sessions: n, Concurrency: conc, Timeout: 10 * time.Minute, Progress: os.Stderr,
+		Settle: envDuration(t, "LOAD_SETTLE", 0),
 	}
 	if addr := os.Getenv("LOAD_ADDR"); addr != "" {
 		// The server runs in another process (LOAD_MEASURE=serve).
