@@ -68,6 +68,9 @@ func TestMeasure(t *testing.T) {
 				return
 			}
 			if debug := os.Getenv("LOAD_DEBUG"); debug != "" {
+				if self, err := (Process{}).Stats(ctx); err == nil {
+					t.Logf("load generator during the hold: %d goroutines, RSS %.1f MiB", self.Goroutines, float64(self.RSS)/(1<<20))
+				}
 				fetchProfiles(ctx, t, debug, dir, cfg.Hold)
 				return
 			}
