@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"charm.land/log/v2"
 
@@ -24,14 +25,14 @@ type setting struct {
 
 // Settings every subcommand that sends mail understands.
 var mailSettings = []setting{
-	{"smtp-url", mail.EnvURL, "SMTP server: smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465; empty: built-in dev mail server"},
+	{"smtp-url", mail.EnvURL, "SMTP server: smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465; empty: built-in dev mail server; a password here shows in ps, so prefer the environment variable"},
 	{"from", mail.EnvFrom, `sender, "Name <addr>" or addr`},
 	{"outbox", "OTPLOGIN_OUTBOX", "folder where the dev mail server keeps messages (default: " + devserver.DefaultOutbox() + ")"},
 }
 
 // Settings of the code service.
 var serviceSettings = []setting{
-	{"redis-url", "OTPLOGIN_REDIS_URL", "share codes and limits through Redis: redis://[user:pass@]host:port/db or rediss://; needs OTPLOGIN_SECRET"},
+	{"redis-url", "OTPLOGIN_REDIS_URL", "share codes and limits through Redis: redis://[user:pass@]host:port/db or rediss://; needs OTPLOGIN_SECRET; a password here shows in ps, so prefer the environment variable"},
 }
 
 // settings holds the values of one subcommand's flags laid over the
@@ -118,7 +119,13 @@ func (e configError) Unwrap() error { return e.error }
 type mailer struct {
 	sender *mail.Sender
 	dev    *devserver.Server // nil when a real SMTP server is configured
+	// timeout bounds one send, retries included; the UI waits a little
+	// longer so that the sender, not the UI, reports a slow server.
+	timeout time.Duration
 }
+
+// requestTimeout is how long the UI waits for a code request.
+func (m *mailer) requestTimeout() time.Duration { return m.timeout + 10*time.Second }
 
 func (m *mailer) Close() error {
 	var err error
@@ -157,6 +164,10 @@ func openMailer(ctx context.Context, s *settings) (*mailer, error) {
 			return nil, fmt.Errorf("starting the dev mail server: %w", err)
 		}
 		cfg = m.dev.Apply(cfg) // keeps the From and Subject the operator set
+	}
+	m.timeout = cfg.Timeout
+	if m.timeout == 0 {
+		m.timeout = mail.DefaultTimeout
 	}
 	if m.sender, err = mail.New(cfg); err != nil {
 		m.Close()

@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -70,5 +72,33 @@ func TestSecretKey(t *testing.T) {
 				t.Fatalf("key %d bytes, err %v; want %d bytes", len(key), err, tc.wantLen)
 			}
 		})
+	}
+}
+
+func TestLocalLogRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "elsewhere")
+	link := filepath.Join(dir, "otplogin.log")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	s := newSettings("test", env(map[string]string{"OTPLOGIN_LOG_FILE": link}))
+	if _, _, err := localLogger(s, &mailer{}); err == nil {
+		t.Fatal("opened a log through a symlink")
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Errorf("the symlink's target was created: %v", err)
+	}
+
+	s = newSettings("test", env(map[string]string{"OTPLOGIN_LOG_FILE": filepath.Join(dir, "real.log")}))
+	logger, closeLog, err := localLogger(s, &mailer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger.Info("hello", "address", "a***@example.com")
+	closeLog()
+	fi, err := os.Stat(filepath.Join(dir, "real.log"))
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() == 0 {
+		t.Fatalf("log file: %v, err %v; want a non-empty 0600 file", fi, err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/charmbracelet/x/term"
 
 	"github.com/otplogin/otplogin/internal/mask"
+	"github.com/otplogin/otplogin/mail/devserver"
 	"github.com/otplogin/otplogin/ui"
 )
 
@@ -71,7 +72,7 @@ func localLogin(ctx context.Context, s *settings) (string, error) {
 	}
 	defer closeTerm()
 
-	opts := ui.Options{Service: svc, Client: "local", Logger: logger}
+	opts := ui.Options{Service: svc, Client: "local", Logger: logger, RequestTimeout: m.requestTimeout()}
 	if m.dev != nil {
 		opts.DevOutbox = m.dev.Outbox()
 	}
@@ -110,15 +111,18 @@ func terminal() (in, out *os.File, closeTerm func(), err error) {
 func localLogger(s *settings, m *mailer) (*log.Logger, func(), error) {
 	path := s.get("OTPLOGIN_LOG_FILE")
 	if path == "" {
-		dir := filepath.Dir(s.get("OTPLOGIN_OUTBOX"))
+		// Next to the outbox: in the user's own cache folder by default,
+		// never a shared one such as /tmp.
+		outbox := devserver.DefaultOutbox()
 		if m.dev != nil {
-			dir = filepath.Dir(m.dev.Outbox())
-		} else if dir == "." {
-			dir = os.TempDir()
+			outbox = m.dev.Outbox()
 		}
-		path = filepath.Join(dir, "otplogin.log")
+		path = filepath.Join(filepath.Dir(outbox), "otplogin.log")
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, nil, configError{fmt.Errorf("OTPLOGIN_LOG_FILE: %w", err)}
+		}
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|oNoFollow, 0o600)
 	if err != nil {
 		return nil, nil, configError{fmt.Errorf("OTPLOGIN_LOG_FILE: %w", err)}
 	}

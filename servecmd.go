@@ -91,6 +91,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 			Remote:  true,
 			Logger:  sess.Logger,
 			Context: sess.Context(),
+
+			RequestTimeout: m.requestTimeout(),
 		})
 	}
 	srv, err := serve.New(cfg)

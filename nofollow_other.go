@@ -1,0 +1,6 @@
+//go:build !unix
+
+package main
+
+// oNoFollow is not available here.
+const oNoFollow = 0
