@@ -12,6 +12,7 @@ import (
 	"charm.land/log/v2"
 	"github.com/charmbracelet/x/term"
 
+	"github.com/otplogin/otplogin/internal/logwriter"
 	"github.com/otplogin/otplogin/internal/mask"
 	"github.com/otplogin/otplogin/mail/devserver"
 	"github.com/otplogin/otplogin/ui"
@@ -126,15 +127,17 @@ func localLogger(s *settings, m *mailer) (*log.Logger, func(), error) {
 	if err != nil {
 		return nil, nil, configError{fmt.Errorf("OTPLOGIN_LOG_FILE: %w", err)}
 	}
-	logger, err := newLogger(f, "text")
+	out := logwriter.New(f, 256) // the UI logs from Update, which must not wait on a disk
+	logger, err := newLogger(out, "text")
 	if err != nil {
+		out.Close()
 		f.Close()
 		return nil, nil, err
 	}
 	if m.dev != nil {
 		logger.Warn("DEV MODE: mail is not delivered; it is saved in the outbox", "outbox", m.dev.Outbox())
 	}
-	return logger, func() { f.Close() }, nil
+	return logger, func() { out.Close(); f.Close() }, nil
 }
 
 var _ ui.Service = (*codeService)(nil)

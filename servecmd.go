@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"golang.org/x/time/rate"
 
+	"github.com/otplogin/otplogin/internal/logwriter"
 	"github.com/otplogin/otplogin/otp"
 	"github.com/otplogin/otplogin/serve"
 	"github.com/otplogin/otplogin/ui"
@@ -36,7 +37,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err := s.parse(args); err != nil {
 		return err
 	}
-	logger, err := newLogger(stderr, s.get("OTPLOGIN_LOG_FORMAT"))
+	// Sessions log from their Update; a stuck stderr must not freeze them.
+	logOut := logwriter.New(stderr, 4096)
+	defer logOut.Close()
+	logger, err := newLogger(logOut, s.get("OTPLOGIN_LOG_FORMAT"))
 	if err != nil {
 		return s.explain(err)
 	}
