@@ -293,6 +293,10 @@ func after(d time.Duration, msg tea.Msg) tea.Cmd {
 	return tea.Tick(d, func(time.Time) tea.Msg { return msg })
 }
 
+// notice is a message from outside the UI with a line for the user, such as
+// serve.ShutdownMsg; matched by method so that ui does not import serve.
+type notice interface{ Notice() string }
+
 // Update implements tea.Model.
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	m.clock = m.now()
@@ -313,6 +317,10 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		if key.Matches(msg, m.keys.Quit) {
 			return m.quit()
 		}
+	case notice:
+		// e.g. the SSH server shutting down: say so, keep the screen.
+		m.banner = banner{toneInfo, msg.Notice()}
+		return m, nil
 	case codeSentMsg:
 		return m.onCodeSent(msg)
 	case verifyResultMsg:

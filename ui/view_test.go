@@ -185,3 +185,21 @@ func TestStaleMessages(t *testing.T) {
 		t.Fatalf("stale messages changed the model:\n%s", d.view())
 	}
 }
+
+type shutdownNotice struct{}
+
+func (shutdownNotice) Notice() string { return "The server is restarting; finish within 10s." }
+
+func TestNoticeShowsAsBanner(t *testing.T) {
+	e := newEnv(t, otp.Config{})
+	d := newDriver(t, e.options(Options{Remote: true}))
+	if cmd := d.update(shutdownNotice{}); cmd != nil {
+		t.Error("a notice started a command")
+	}
+	if v := d.view(); !strings.Contains(v, "The server is restarting; finish within 10s.") {
+		t.Fatalf("notice not shown:\n%s", v)
+	}
+	if d.m.state != stateEmail {
+		t.Errorf("a notice changed the screen to %v", d.m.state)
+	}
+}
