@@ -71,6 +71,11 @@ func TestIdleEndToEnd(t *testing.T) {
 	if !rep.Settled {
 		t.Errorf("goroutines: %d before, %d after", rep.Before.Goroutines, rep.After.Goroutines)
 	}
+	for _, want := range []string{"idle, held 300ms", "idle output 0.0 B/s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
 }
 
 // waitGoroutines waits until the process has at most want goroutines.

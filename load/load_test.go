@@ -75,7 +75,7 @@ func TestLoopback(t *testing.T) {
 }
 
 func TestRunRefusesBadConfig(t *testing.T) {
-	codes := &mailbox{}
+	codes := NewOutbox("unused")
 	for _, tc := range []struct {
 		name string
 		cfg  Config

@@ -121,9 +121,10 @@ func (r *Report) summarize(results []result) {
 }
 
 // IdleRSSPerSession is the server memory each held session added, in bytes,
-// or -1 when unknown.
+// or -1 when unknown (also when the RSS fell: memory left by earlier work
+// was returned during the run, and the growth says nothing).
 func (r Report) IdleRSSPerSession() int64 {
-	if r.Hold == 0 || r.OK == 0 || r.Before.RSS < 0 || r.Peak.RSS < 0 {
+	if r.Hold == 0 || r.OK == 0 || r.Before.RSS < 0 || r.Peak.RSS < r.Before.RSS {
 		return -1
 	}
 	return (r.Peak.RSS - r.Before.RSS) / int64(r.OK)
@@ -197,6 +198,9 @@ func (r Report) Write(w io.Writer) error {
 	if r.Hold > 0 {
 		if per := r.IdleRSSPerSession(); per >= 0 {
 			p("idle memory\t%.0f KiB per session", float64(per)/1024)
+		} else if r.Before.RSS >= 0 && r.Peak.RSS >= 0 {
+			// The heap left by earlier work was returned during the run.
+			p("idle memory\tunknown: the server's RSS fell during the run; measure on a fresh server")
 		}
 		p("idle output\t%.1f B/s per session", float64(r.HoldRx)/r.Hold.Seconds()/float64(max(r.OK, 1)))
 	}

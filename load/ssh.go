@@ -25,6 +25,10 @@ const (
 // never draws the marker fails the wait instead of growing the buffer.
 const maxScreen = 256 << 10
 
+// maxScreenText is how much of the screen's end a failure quotes, in runes:
+// enough for a banner above the help line.
+const maxScreenText = 160
+
 // quitWait bounds the wait for the server to end a session after ctrl+c.
 const quitWait = 2 * time.Second
 
@@ -175,8 +179,8 @@ func (s *sshSession) waitFor(ctx context.Context, phase, marker, address string)
 func (s *sshSession) screenErr(phase string, err error, address string) error {
 	text := strings.Join(strings.Fields(ansi.Strip(string(s.buf))), " ")
 	text = strings.ReplaceAll(text, address, "<address>")
-	if r := []rune(text); len(r) > 80 {
-		text = "…" + string(r[len(r)-80:])
+	if r := []rune(text); len(r) > maxScreenText {
+		text = "…" + string(r[len(r)-maxScreenText:])
 	}
 	return &SessionError{Phase: phase, Err: err, Screen: text}
 }

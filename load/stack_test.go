@@ -37,6 +37,9 @@ type stackOptions struct {
 	fps     int  // renderer frame rate (serve default)
 	maxIdle int  // pooled SMTP connections (mail default; negative: none)
 	inline  bool // draw inline instead of on the alternate screen
+	// clientCodes overrides the per-client code limit (default: enough
+	// for every session).
+	clientCodes int
 }
 
 // inlineModel draws a model inline: the renderer then keeps only as many
@@ -74,6 +77,9 @@ func startStack(t testing.TB, sessions int, o stackOptions) *stack {
 	}
 	lim := otp.DefaultLimits()
 	lim.ClientIssues = 2 * (sessions + 10) // every session comes from 127.0.0.1
+	if o.clientCodes > 0 {
+		lim.ClientIssues = o.clientCodes
+	}
 	svc, err := otp.New(otp.Config{Limits: lim}, otp.NewMemoryStore(), sender)
 	if err != nil {
 		cancel()
