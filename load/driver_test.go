@@ -67,3 +67,44 @@ func writeReport(t *testing.T, rep Report) string {
 }
 
 var blanks = regexp.MustCompile(`[ \t]+`)
+
+// TestRunStalledServer: a server that accepts connections and never
+// speaks SSH must cost each session its SessionTimeout, in a login run and
+// in an idle run's ramp-up, not the whole run.
+func TestRunStalledServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // held open, silent
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-accepted
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for _, hold := range []time.Duration{0, time.Second} {
+		rep, err := Run(t.Context(), Config{
+			Addr: ln.Addr().String(), Sessions: 2, Concurrency: 2, Warmup: -1, Hold: hold,
+			Codes: NewOutbox(t.TempDir()), SessionTimeout: 200 * time.Millisecond, Timeout: time.Minute,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Failed != 2 || len(rep.Failures) != 1 || rep.Failures[0].Reason != "handshake: timeout" {
+			t.Errorf("hold %v: report = %+v, want 2 handshake timeouts", hold, rep)
+		}
+	}
+}

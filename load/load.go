@@ -330,7 +330,7 @@ func (r *runner) login(ctx context.Context, runID string, i int) result {
 		res.phases[p] = now.Sub(mark)
 		mark = now
 	}
-	s, err := dial(ctx, r.target, r.cfg.User)
+	s, err := dial(ctx, ctx, r.target, r.cfg.User)
 	if err != nil {
 		return result{err: err}
 	}
@@ -438,8 +438,8 @@ func (r *runner) open(ctx context.Context, runID string, i int) (*sshSession, re
 	defer cancel()
 	start := time.Now()
 	// The session must outlive sctx, so it is bound to the run's ctx;
-	// sctx bounds only the wait for the first frame.
-	s, err := dial(ctx, r.target, r.cfg.User)
+	// sctx bounds only the setup and the wait for the first frame.
+	s, err := dial(ctx, sctx, r.target, r.cfg.User)
 	if err != nil {
 		return nil, result{err: err}
 	}

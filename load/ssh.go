@@ -1,6 +1,7 @@
 package load
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -96,20 +97,26 @@ type sshSession struct {
 	drained chan struct{} // closed when drain's goroutine ends; nil if none
 }
 
-// dial connects to target, asks for a PTY and starts the shell. The
-// connection is closed when ctx ends, which ends every wait on it.
-func dial(ctx context.Context, target, user string) (*sshSession, error) {
+// dial connects to target, asks for a PTY and starts the shell, all before
+// setup ends. The connection is closed when life ends, which ends every
+// wait on it.
+func dial(life, setup context.Context, target, user string) (*sshSession, error) {
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", target)
+	conn, err := d.DialContext(setup, "tcp", target)
 	if err != nil {
 		return nil, phaseErr("dial", err)
 	}
-	s := &sshSession{conn: conn, unbind: context.AfterFunc(ctx, func() { conn.Close() })}
-	if err := s.start(target, user); err != nil {
+	s := &sshSession{conn: conn, unbind: context.AfterFunc(life, func() { conn.Close() })}
+	stopSetup := context.AfterFunc(setup, func() { conn.Close() })
+	err = s.start(target, user)
+	if !stopSetup() && err == nil {
+		err = phaseErr("shell", setup.Err()) // it raced the deadline and lost its conn
+	}
+	if err != nil {
 		s.close()
 		var se *SessionError
-		if ctx.Err() != nil && errors.As(err, &se) {
-			se.Err = ctx.Err() // the handshake failed because ctx closed conn
+		if cause := cmp.Or(setup.Err(), life.Err()); cause != nil && errors.As(err, &se) {
+			se.Err = cause // the handshake failed because a context closed conn
 		}
 		return nil, err
 	}
