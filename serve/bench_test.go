@@ -106,9 +106,13 @@ func runHelperServer() error {
 // sessions of the real login against a server in another process, waits for
 // each first frame, and reports the server's cost per idle session: RSS,
 // goroutines and CPU over a quiet interval, plus connect-to-first-frame
-// latency. Run it with -benchtime=1x. OTPLOGIN_BENCH_FPS sets Config.FPS;
-// OTPLOGIN_BENCH_MODEL=test swaps the ui for the tiny test model, which
-// shows the floor that serve, SSH and bubbletea cost on their own.
+// latency and, after the quiet interval, the echo latency of a key typed in
+// a few of the sessions. Run it with -benchtime=1x. OTPLOGIN_BENCH_FPS sets
+// Config.FPS; OTPLOGIN_BENCH_MODEL=test swaps the ui for the tiny test
+// model, which shows the floor that serve, SSH and bubbletea cost on their
+// own. OTPLOGIN_BENCH_HEAP, _GOROUTINES and _CPU name files for the server's
+// heap profile (plus its text form, with runtime.MemStats, in NAME.txt),
+// goroutine dump and CPU profile of the quiet interval.
 func BenchmarkIdleSessions(b *testing.B) {
 	n := 100
 	if v, err := strconv.Atoi(os.Getenv("OTPLOGIN_BENCH_SESSIONS")); err == nil && v > 0 {
@@ -147,7 +151,7 @@ func BenchmarkIdleSessions(b *testing.B) {
 		return s
 	}
 	// open dials, starts a shell and returns the time to the first frame.
-	open := func() (time.Duration, func()) {
+	open := func() benchSession {
 		start := time.Now()
 		c, err := dialErr(sshAddr)
 		if err != nil {
@@ -159,6 +163,10 @@ func BenchmarkIdleSessions(b *testing.B) {
 		}
 		out := &safeBuffer{}
 		sess.Stdout = out
+		// An open stdin, as a real client's: with none, the client sends EOF
+		// at once and the server's input reader ends, which is not idle.
+		inR, inW := io.Pipe()
+		sess.Stdin = inR
 		if err := sess.RequestPty("xterm-256color", 24, 80, nil); err != nil {
 			b.Fatal(err)
 		}
@@ -172,26 +180,29 @@ func BenchmarkIdleSessions(b *testing.B) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		return time.Since(start), func() { _ = sess.Close(); _ = c.Close() }
+		return benchSession{
+			firstFrame: time.Since(start),
+			in:         inW,
+			out:        out,
+			close:      func() { _ = inW.Close(); _ = sess.Close(); _ = c.Close() },
+		}
 	}
 
-	_, closeWarm := open() // load code and start process-wide helpers
-	closeWarm()
+	open().close() // load code and start process-wide helpers
 	time.Sleep(time.Second)
 	base := stats()
 
 	for b.Loop() {
 		var (
-			mu      sync.Mutex
-			latency []time.Duration
-			closers []func()
-			wg      sync.WaitGroup
+			mu       sync.Mutex
+			sessions []benchSession
+			wg       sync.WaitGroup
 		)
 		for range n {
 			wg.Go(func() {
-				d, c := open()
+				s := open()
 				mu.Lock()
-				latency, closers = append(latency, d), append(closers, c)
+				sessions = append(sessions, s)
 				mu.Unlock()
 			})
 		}
@@ -200,7 +211,16 @@ func BenchmarkIdleSessions(b *testing.B) {
 		idle := stats()
 		if path := os.Getenv("OTPLOGIN_BENCH_HEAP"); path != "" {
 			saveProfile(b, "http://"+debugAddr+"/debug/pprof/heap?gc=1", path)
+			// The text form ends with runtime.MemStats: stacks, heap in use
+			// and what the heap holds but does not use.
+			saveProfile(b, "http://"+debugAddr+"/debug/pprof/heap?debug=1", path+".txt")
 		}
+		if path := os.Getenv("OTPLOGIN_BENCH_GOROUTINES"); path != "" {
+			saveProfile(b, "http://"+debugAddr+"/debug/pprof/goroutine?debug=1", path)
+		}
+		// The quiet interval starts after the profiles: heap?gc=1 forces a
+		// collection, whose CPU is not idle cost.
+		quietStart := stats()
 		const quiet = 10 * time.Second
 		if path := os.Getenv("OTPLOGIN_BENCH_CPU"); path != "" {
 			saveProfile(b, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, int(quiet.Seconds())), path)
@@ -209,21 +229,54 @@ func BenchmarkIdleSessions(b *testing.B) {
 		}
 		after := stats()
 
-		slices.Sort(latency)
-		pct := func(p float64) float64 {
-			return float64(latency[int(p*float64(len(latency)-1))].Microseconds()) / 1000
+		// Type a key in a few sessions, one at a time, while the rest idle:
+		// the time until its echo is what a user feels.
+		var echo []time.Duration
+		for _, s := range sessions[:min(len(sessions), 20)] {
+			mark := len(s.out.String())
+			start := time.Now()
+			if _, err := io.WriteString(s.in, "x"); err != nil {
+				b.Fatal(err)
+			}
+			deadline := start.Add(10 * time.Second)
+			for !strings.Contains(s.out.String()[mark:], "x") {
+				if time.Now().After(deadline) {
+					b.Fatal("no echo")
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+			echo = append(echo, time.Since(start))
+		}
+
+		latency := make([]time.Duration, 0, len(sessions))
+		for _, s := range sessions {
+			latency = append(latency, s.firstFrame)
+		}
+		pct := func(ds []time.Duration, p float64) float64 {
+			slices.Sort(ds)
+			return float64(ds[int(p*float64(len(ds)-1))].Microseconds()) / 1000
 		}
 		b.ReportMetric(float64(idle.RSSBytes-base.RSSBytes)/float64(n)/1024, "KiB-RSS/session")
 		b.ReportMetric(float64(idle.Goroutines-base.Goroutines)/float64(n), "goroutines/session")
-		b.ReportMetric(pct(0.5), "ms-first-frame-p50")
-		b.ReportMetric(pct(0.95), "ms-first-frame-p95")
-		b.ReportMetric(pct(1), "ms-first-frame-max")
-		b.ReportMetric(100*float64(after.CPUNanos-idle.CPUNanos)/float64(quiet), "%CPU-idle")
+		b.ReportMetric(pct(latency, 0.5), "ms-first-frame-p50")
+		b.ReportMetric(pct(latency, 0.95), "ms-first-frame-p95")
+		b.ReportMetric(pct(latency, 1), "ms-first-frame-max")
+		b.ReportMetric(pct(echo, 0.5), "ms-key-echo-p50")
+		b.ReportMetric(pct(echo, 1), "ms-key-echo-max")
+		b.ReportMetric(100*float64(after.CPUNanos-quietStart.CPUNanos)/float64(quiet), "%CPU-idle")
 		b.Logf("sessions=%d base=%+v idle=%+v", n, base, idle)
-		for _, c := range closers {
-			c()
+		for _, s := range sessions {
+			s.close()
 		}
 	}
+}
+
+// benchSession is one client session of BenchmarkIdleSessions.
+type benchSession struct {
+	firstFrame time.Duration
+	in         io.Writer // the session's stdin
+	out        *safeBuffer
+	close      func()
 }
 
 // saveProfile fetches a pprof profile from url into path.

@@ -21,6 +21,10 @@ import (
 // waitTime bounds every wait in these tests; nothing should come near it.
 const waitTime = 10 * time.Second
 
+// size80x24 is the event of a model started in an 80x24 terminal, which is
+// clamped to the largest window.
+var size80x24 = fmt.Sprintf("size %dx%d", min(80, maxCols), min(24, maxRows))
+
 // safeBuffer is a bytes.Buffer that the server, the SSH client and the test
 // may use at once.
 type safeBuffer struct {

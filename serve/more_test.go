@@ -71,7 +71,7 @@ func TestProcessSignalsDoNotReachSessions(t *testing.T) {
 	defer signal.Stop(caught)
 	ts := startServer(t, nil)
 	sess := openTerm(t, dial(t, ts.addr), 80, 24, nil)
-	ts.waitEvent(t, "size 80x24")
+	ts.waitEvent(t, size80x24)
 	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestProcessSignalsDoNotReachSessions(t *testing.T) {
 func TestDebugHandler(t *testing.T) {
 	ts := startServer(t, nil)
 	openTerm(t, dial(t, ts.addr), 80, 24, nil)
-	ts.waitEvent(t, "size 80x24")
+	ts.waitEvent(t, size80x24)
 	rec := httptest.NewRecorder()
 	ts.DebugHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/stats", nil))
 	var s Stats

@@ -18,7 +18,7 @@ import (
 func TestSessionRunsModel(t *testing.T) {
 	ts := startServer(t, nil)
 	sess := openTerm(t, dial(t, ts.addr), 80, 24, nil)
-	ts.waitEvent(t, "size 80x24")
+	ts.waitEvent(t, size80x24)
 	waitFor(t, sess.out, "client 127.0.0.1")
 	sess.typeText(t, "hello\r")
 	ts.waitEvent(t, "typed hello")
@@ -67,12 +67,13 @@ func TestNoPTY(t *testing.T) {
 
 func TestWindowChangeReachesModel(t *testing.T) {
 	ts := startServer(t, nil)
-	sess := openTerm(t, dial(t, ts.addr), 80, 24, nil)
-	ts.waitEvent(t, "size 80x24")
-	if err := sess.WindowChange(28, 90); err != nil {
+	// Within the clamp, sizes pass unchanged.
+	sess := openTerm(t, dial(t, ts.addr), 40, 12, nil)
+	ts.waitEvent(t, "size 40x12")
+	if err := sess.WindowChange(14, 50); err != nil {
 		t.Fatal(err)
 	}
-	ts.waitEvent(t, "size 90x28")
+	ts.waitEvent(t, "size 50x14")
 }
 
 func TestHugeWindowIsClamped(t *testing.T) {
@@ -89,10 +90,10 @@ func TestHugeWindowIsClamped(t *testing.T) {
 	}
 	want := fmt.Sprintf("size %dx%d", maxCols, maxRows)
 	ts.waitEvent(t, want)
-	if err := sess.WindowChange(20, 1<<20); err != nil {
+	if err := sess.WindowChange(maxRows-2, 1<<20); err != nil {
 		t.Fatal(err)
 	}
-	ts.waitEvent(t, fmt.Sprintf("size %dx20", maxCols))
+	ts.waitEvent(t, fmt.Sprintf("size %dx%d", maxCols, maxRows-2))
 }
 
 func TestColourFollowsClient(t *testing.T) {
@@ -135,7 +136,7 @@ func TestSessionCaps(t *testing.T) {
 			})
 			for range 2 {
 				openTerm(t, dial(t, ts.addr), 80, 24, nil)
-				ts.waitEvent(t, "size 80x24")
+				ts.waitEvent(t, size80x24)
 			}
 			extra := openTerm(t, dial(t, ts.addr), 80, 24, nil)
 			if status := extra.wait(t); status != 1 {
@@ -155,7 +156,7 @@ func TestOneSessionPerConnection(t *testing.T) {
 	ts := startServer(t, nil)
 	c := dial(t, ts.addr)
 	openTerm(t, c, 80, 24, nil)
-	ts.waitEvent(t, "size 80x24")
+	ts.waitEvent(t, size80x24)
 	if _, err := c.NewSession(); err == nil {
 		t.Fatal("second session on one connection was accepted")
 	}
@@ -205,7 +206,7 @@ func TestHandshakeDeadline(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	ts := startServer(t, func(c *Config) { c.IdleTimeout = 300 * time.Millisecond })
 	sess := openTerm(t, dial(t, ts.addr), 80, 24, nil)
-	ts.waitEvent(t, "size 80x24")
+	ts.waitEvent(t, size80x24)
 	sess.wait(t) // returns only because the server closed the idle connection
 	ts.waitStats(t, "session released", func(s Stats) bool { return s.Sessions == 0 && s.Conns == 0 })
 	waitFor(t, ts.logs, "end=disconnected")
@@ -214,7 +215,7 @@ func TestIdleTimeout(t *testing.T) {
 func TestTimeLimit(t *testing.T) {
 	ts := startServer(t, func(c *Config) { c.MaxTimeout = farewellTime + 300*time.Millisecond })
 	sess := openTerm(t, dial(t, ts.addr), 80, 24, nil)
-	ts.waitEvent(t, "size 80x24")
+	ts.waitEvent(t, size80x24)
 	go func() { // activity does not extend the limit
 		for {
 			if _, err := sess.stdin.Write([]byte("a")); err != nil {
@@ -235,7 +236,7 @@ func TestTimeLimit(t *testing.T) {
 func TestInputLimit(t *testing.T) {
 	ts := startServer(t, func(c *Config) { c.MaxInputBytes = 1024 })
 	sess := openTerm(t, dial(t, ts.addr), 80, 24, nil)
-	ts.waitEvent(t, "size 80x24")
+	ts.waitEvent(t, size80x24)
 	sess.typeText(t, strings.Repeat("x", 4096))
 	if status := sess.wait(t); status != 1 {
 		t.Errorf("exit status %d, want 1", status)
@@ -268,7 +269,7 @@ func TestClientDisconnectsMidSend(t *testing.T) {
 	ts := startServer(t, nil)
 	c := dial(t, ts.addr)
 	sess := openTerm(t, c, 80, 24, nil)
-	ts.waitEvent(t, "size 80x24")
+	ts.waitEvent(t, size80x24)
 	go func() { // keeps sending until the connection is gone
 		for {
 			if _, err := sess.stdin.Write([]byte("abcdefgh")); err != nil {
@@ -283,7 +284,7 @@ func TestClientDisconnectsMidSend(t *testing.T) {
 
 	// The server still serves others.
 	other := openTerm(t, dial(t, ts.addr), 80, 24, nil)
-	ts.waitEvent(t, "size 80x24")
+	ts.waitEvent(t, size80x24)
 	other.typeText(t, "\r")
 	if status := other.wait(t); status != 0 {
 		t.Errorf("exit status %d, want 0", status)
@@ -293,9 +294,9 @@ func TestClientDisconnectsMidSend(t *testing.T) {
 func TestPanicEndsOnlyThatSession(t *testing.T) {
 	ts := startServer(t, nil)
 	healthy := openTerm(t, dial(t, ts.addr), 80, 24, nil)
-	ts.waitEvent(t, "size 80x24")
+	ts.waitEvent(t, size80x24)
 	doomed := openTerm(t, dial(t, ts.addr), 80, 24, nil)
-	ts.waitEvent(t, "size 80x24")
+	ts.waitEvent(t, size80x24)
 	doomed.typeText(t, "\x10") // ctrl+p panics in the test model
 	if status := doomed.wait(t); status != 1 {
 		t.Errorf("exit status %d, want 1", status)
@@ -317,7 +318,7 @@ func TestShutdownWithLiveSessions(t *testing.T) {
 	var sessions []*termSession
 	for range 3 {
 		sessions = append(sessions, openTerm(t, dial(t, ts.addr), 80, 24, nil))
-		ts.waitEvent(t, "size 80x24")
+		ts.waitEvent(t, size80x24)
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- ts.stop() }()
@@ -353,7 +354,7 @@ func TestGoroutinesReturnToBaseline(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := openTerm(t, c, 80, 24, nil)
-		ts.waitEvent(t, "size 80x24")
+		ts.waitEvent(t, size80x24)
 		s.typeText(t, "\r")
 		s.wait(t)
 		_ = c.Close()
