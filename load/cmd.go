@@ -23,10 +23,13 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 Drive real SSH sessions through the login against an otplogin serve on this
 host, then report latencies, throughput and the server's memory, CPU and
-goroutines. Start the server with limits that let one client (127.0.0.1) in:
+goroutines. Start the server with limits that let one client (127.0.0.1) in,
+then point the load at the same outbox:
 
-  otplogin serve --outbox "$(mktemp -d)" --debug-addr 127.0.0.1:6060 \
-    --max-sessions 2000 --max-sessions-per-client 2000 --conn-rate 100000 --client-codes 100000
+  outbox=$(mktemp -d)
+  otplogin serve --outbox "$outbox" --debug-addr 127.0.0.1:6060 \
+    --max-sessions 2000 --max-sessions-per-client 2000 --conn-rate 100000 --client-codes 100000 &
+  otplogin load -outbox "$outbox" -debug-addr 127.0.0.1:6060 -sessions 1000 -concurrency 32
 
 Flags:
 `)
