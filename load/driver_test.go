@@ -16,8 +16,10 @@ func TestRunReportsFailures(t *testing.T) {
 	const n = 3
 	st := startStack(t, n, stackOptions{clientCodes: 1})
 	rep, err := Run(t.Context(), Config{
-		Addr: st.addr, Sessions: n, Concurrency: 1, RunID: "t2",
-		Codes: NewOutbox(st.outbox), SessionTimeout: 2 * time.Second, Settle: time.Millisecond,
+		// The refused sessions wait out SessionTimeout side by side; it
+		// is generous so that the one allowed login never runs into it.
+		Addr: st.addr, Sessions: n, Concurrency: n, RunID: "t2",
+		Codes: NewOutbox(st.outbox), SessionTimeout: 5 * time.Second, Settle: time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
