@@ -556,6 +556,8 @@ type Program struct {
 	// frameReq asks the renderer goroutine for a flush (otplogin patch: it
 	// replaces a ticker that woke up every frame even when nothing changed).
 	frameReq chan struct{}
+	// viewed is set once the renderer has a view (otplogin patch).
+	viewed atomic.Bool
 
 	// once is used to stop the renderer.
 	once sync.Once
@@ -919,6 +921,7 @@ func (p *Program) eventLoop(model Model, cmds chan Cmd) (Model, error) {
 func (p *Program) render(model Model) {
 	if p.renderer != nil {
 		p.renderer.render(model.View()) // send view to renderer
+		p.viewed.Store(true)
 		p.requestFrame()
 	}
 }
@@ -1259,7 +1262,11 @@ func (p *Program) execute(seq string) {
 	p.mu.Lock()
 	_, _ = p.outputBuf.WriteString(seq)
 	p.mu.Unlock()
-	p.requestFrame()
+	// otplogin patch: what is written before the first view goes out with
+	// it, so that the first flush (which comes at once) carries the view.
+	if p.viewed.Load() {
+		p.requestFrame()
+	}
 }
 
 // executeQuery writes a terminal query to the program output. Queries expect a
@@ -1464,10 +1471,10 @@ func (p *Program) startRenderer() {
 	// at most fps times a second, instead of on every tick of a ticker: an
 	// idle program then never wakes up. Requests made within a frame
 	// interval of the last flush are merged into one flush at its end; one
-	// made after a pause is flushed at once. As with the ticker, the first
-	// flush comes one interval after the start.
+	// made after a pause is flushed at once, the first one included: the
+	// first view is drawn as soon as it exists, not one interval later.
 	go func() {
-		last := time.Now()
+		var last time.Time
 		var wait *time.Timer
 		for {
 			select {
