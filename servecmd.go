@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -68,6 +69,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	var clientCodes int
 	if err := s.positiveInt("OTPLOGIN_CLIENT_CODES", &clientCodes); err != nil {
 		return err
+	}
+
+	if getenv("GOGC") == "" {
+		// A server of many small idle sessions: a tighter heap goal keeps the
+		// garbage of a connection burst from staying resident (about 30 KiB
+		// per idle session at 1,000 sessions) for little CPU.
+		debug.SetGCPercent(50)
 	}
 
 	m, err := openMailer(ctx, s)
