@@ -2,6 +2,7 @@ package ui
 
 import (
 	"runtime"
+	"strconv"
 	"testing"
 	"unsafe"
 
@@ -34,13 +35,49 @@ func BenchmarkIdleModel(b *testing.B) {
 	runtime.KeepAlive(models)
 }
 
-// BenchmarkView is the cost of one frame of the code screen.
+// BenchmarkView is the cost of one frame on each screen; Bubble Tea calls
+// View after every message, ~45 times per login.
 func BenchmarkView(b *testing.B) {
+	for _, sc := range []struct {
+		name string
+		to   func(d *driver, e *env)
+	}{
+		{"email", func(d *driver, _ *env) { d.typ("alice@exam") }},
+		{"sending", func(d *driver, _ *env) { d.typ(alice); _ = d.update(enter) }},
+		{"code", func(d *driver, _ *env) { d.toCode(); d.typ("123") }},
+		{"done", func(d *driver, e *env) { d.toCode(); d.typ(e.sender.code(d.t, alice)); d.send(enter) }},
+	} {
+		b.Run(sc.name, func(b *testing.B) {
+			e := newEnv(b, otp.Config{})
+			d := newDriver(b, e.options(Options{Remote: true, Client: "192.0.2.1"}))
+			sc.to(d, e)
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = d.m.View()
+			}
+		})
+	}
+}
+
+// BenchmarkLogin is the ui's CPU for one whole login driven the way a
+// Program drives it, a View after every message: the size and background
+// reports, the address typed key by key, the code typed, the answers.
+func BenchmarkLogin(b *testing.B) {
 	e := newEnv(b, otp.Config{})
-	d := newDriver(b, e.options(Options{}))
-	d.toCode()
 	b.ReportAllocs()
+	i := 0
 	for b.Loop() {
-		_ = d.m.View()
+		i++
+		addr := "u" + strconv.Itoa(i) + "@example.com"
+		d := newDriver(b, e.options(Options{Remote: true, Client: strconv.Itoa(i)}))
+		d.draw = true
+		d.send(tea.BackgroundColorMsg{Color: ansiBlack{}})
+		d.typ(addr)
+		d.send(enter)
+		d.typ(e.sender.code(b, addr))
+		d.send(enter)
+		if d.m.state != stateDone {
+			b.Fatalf("login %d ended on screen %d", i, d.m.state)
+		}
 	}
 }

@@ -161,14 +161,14 @@ func (m Model) shownAddress() string {
 	return safe(m.address)
 }
 
-func (m Model) codeView() []section {
-	secs := []section{
-		{m.st.title.Render("Check your email"), prioTitle},
-		{m.st.text.Render("We sent a code to " + m.shownAddress() + "."), prioExplain},
+func (m Model) codeView(secs []section) []section {
+	c := m.cache
+	secs = append(secs,
+		section{prio: prioTitle, fit: &c.title},
+		section{prio: prioExplain, fit: &c.explain},
 		spacer(),
-		{m.input.View(), prioInput},
-		{m.st.faint.Render(m.codeStatus()), prioStatus},
-	}
+		section{m.input.View(), prioInput, nil},
+		section{prio: prioStatus, fit: &c.status})
 	if m.banner.tone == toneNone && m.alreadySent {
 		at := m.ticket.SentAt.In(m.clock.Location()).Format("15:04")
 		next := "resend with ctrl+r"
@@ -176,7 +176,7 @@ func (m Model) codeView() []section {
 			next = "resend in " + inWords(m.ticket.ResendAt.Sub(m.clock))
 		}
 		secs = append(secs, spacer(), section{m.bannerView(banner{toneInfo,
-			"A code was already sent at " + at + "; enter it, or " + next + "."}), prioBanner})
+			"A code was already sent at " + at + "; enter it, or " + next + "."}), prioBanner, nil})
 	}
 	return secs
 }

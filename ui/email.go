@@ -125,18 +125,18 @@ func (m Model) emailProblem() string {
 	return "That is not a valid address."
 }
 
-func (m Model) emailView() []section {
-	secs := []section{
-		{m.st.title.Render("Prove you own an email address"), prioTitle},
-		{m.st.text.Render("Type your address and we will mail you a one-time code."), prioExplain},
+func (m Model) emailView(secs []section) []section {
+	c := m.cache
+	secs = append(secs,
+		section{prio: prioTitle, fit: &c.title},
+		section{prio: prioExplain, fit: &c.explain},
 		spacer(),
-		{m.input.View(), prioInput},
-	}
+		section{m.input.View(), prioInput, nil})
 	if p := m.emailProblem(); p != "" {
-		secs = append(secs, section{m.st.hint.Render("✗ " + p), prioHint})
+		secs = append(secs, section{m.st.hint.Render("✗ " + p), prioHint, nil})
 	}
 	if m.notice != "" {
-		secs = append(secs, section{m.st.hint.Render(m.notice), prioHint})
+		secs = append(secs, section{m.st.hint.Render(m.notice), prioHint, nil})
 	}
 	return secs
 }

@@ -168,6 +168,7 @@ type driver struct {
 	m      Model
 	quit   bool
 	timers []firedMsg
+	draw   bool // call View after every Update, as a Program does
 }
 
 func newDriver(t testing.TB, opts Options) *driver {
@@ -185,6 +186,9 @@ func (d *driver) update(msg tea.Msg) tea.Cmd {
 	d.t.Helper()
 	nm, cmd := d.m.Update(msg)
 	d.m = nm.(Model)
+	if d.draw {
+		_ = d.m.View()
+	}
 	return cmd
 }
 

@@ -134,6 +134,7 @@ type Model struct {
 	// clock is the time of the last Update; View shows it, so View stays a
 	// pure function of the model.
 	clock time.Time
+	cache *frameCache // what View draws that changes rarely; see refresh
 
 	address  string     // normalised address of the current request
 	ticket   otp.Ticket // the pending code's times, once a Request worked
@@ -196,6 +197,7 @@ func New(opts Options) Model {
 	m.setInput(stateEmail)
 	m.input.Focus()
 	m.syncKeys()
+	m.refresh()
 	return m
 }
 
@@ -302,6 +304,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	m.clock = m.now()
 	m, cmd := m.update(msg)
 	m.syncKeys()
+	m.refresh()
 	return m, cmd
 }
 

@@ -16,6 +16,7 @@ import (
 type section struct {
 	text string
 	prio int
+	fit  *fitted // text already fitted (see frameCache); text is then unused
 }
 
 // Priorities, least important first.
@@ -31,12 +32,14 @@ const (
 	prioInput // never dropped
 )
 
-func spacer() section { return section{"", prioSpacer} }
+func spacer() section { return section{"", prioSpacer, nil} }
 
 // Size assumed until the terminal reports one.
 const defaultWidth, defaultHeight = 80, 24
 
-// View implements tea.Model.
+// View implements tea.Model. Bubble Tea calls it after every message, so it
+// only assembles: what changes only with the screen, the width, the theme
+// or the keys was rendered by refresh in Update.
 func (m Model) View() tea.View {
 	if m.state == stateDone && !m.remote {
 		// Local success quits at once. This last frame leaves the
@@ -47,39 +50,158 @@ func (m Model) View() tea.View {
 		}
 		return tea.NewView(ansi.Truncate(m.successLine(), w, "…") + "\n")
 	}
-	var secs []section
+	c := m.cache
+	secs := make([]section, 0, 16) // the most any screen has
 	if m.outbox != "" {
-		secs = append(secs,
-			section{m.st.dev.Render("DEV MODE · mail is not sent; it is saved in " + m.outbox), prioDev},
-			spacer())
+		secs = append(secs, section{prio: prioDev, fit: &c.dev}, spacer())
 	}
 	switch m.state {
 	case stateEmail:
-		secs = append(secs, m.emailView()...)
+		secs = m.emailView(secs)
 	case stateSending:
 		secs = append(secs,
-			section{m.st.title.Render("Sending your code"), prioTitle},
+			section{prio: prioTitle, fit: &c.title},
 			spacer(),
-			section{m.spin.View() + "Sending a code to " + m.shownAddress() + "…", prioInput})
+			section{m.spin.View() + c.sending, prioInput, nil})
 	case stateCode:
-		secs = append(secs, m.codeView()...)
+		secs = m.codeView(secs)
 	case stateDone:
 		secs = append(secs,
-			section{m.successLine(), prioInput},
-			section{m.st.faint.Render("You can close this session now."), prioExplain})
+			section{prio: prioInput, fit: &c.title}, // the success line
+			section{prio: prioExplain, fit: &c.explain})
 	}
 	if m.banner.tone != toneNone {
-		secs = append(secs, spacer(), section{m.bannerView(m.banner), prioBanner})
+		secs = append(secs, spacer(), section{m.bannerView(m.banner), prioBanner, nil})
 	}
-	secs = append(secs, spacer(), section{m.helpView(), prioHelp})
+	secs = append(secs, spacer(), section{prio: prioHelp, fit: &c.help})
 
 	v := tea.NewView(m.layout(secs))
 	v.AltScreen = true
 	return v
 }
 
+// fitted is a section's text as layout draws it: wrapped (unless it is an
+// input) and cut to the inner width, and the single line it is cut to when
+// even the wrapped sections do not fit.
+type fitted struct {
+	lines []string
+	line  string
+}
+
+// fitLines is the section's lines at inner width iw.
+func (s section) fitLines(iw int) []string {
+	if s.fit != nil {
+		return s.fit.lines
+	}
+	return fitLines(s.text, iw, s.prio != prioInput) // inputs scroll sideways instead
+}
+
+// oneLine is the section cut to one line of width iw.
+func (s section) oneLine(iw int) string {
+	if s.fit != nil {
+		return s.fit.line
+	}
+	return oneLine(s.text, iw)
+}
+
+func fit(text string, iw int, wrap bool) fitted {
+	return fitted{fitLines(text, iw, wrap), oneLine(text, iw)}
+}
+
+func fitLines(text string, iw int, wrap bool) []string {
+	if wrap {
+		text = lipgloss.Wrap(text, iw, "")
+	}
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		lines[i] = ansi.Truncate(l, iw, "…")
+	}
+	return lines
+}
+
+func oneLine(text string, iw int) string {
+	first, _, _ := strings.Cut(text, "\n")
+	return ansi.Truncate(first, iw, "…")
+}
+
+// frameCache holds the parts of the screen that change only with its
+// frameKey, already fitted, and the code screen's countdown line, which
+// changes once a second. A Model is copied on every Update and the copies
+// share the cache, so it is never modified: refresh makes a new one.
+type frameCache struct {
+	key           frameKey
+	dev, title    fitted
+	explain, help fitted
+	sending       string // the sending line after the spinner
+	statusText    string
+	status        fitted
+}
+
+type frameKey struct {
+	state   state
+	st      *styles
+	iw      int
+	keys    uint8 // which bindings are enabled; their help follows state
+	address string
+}
+
+// refresh re-renders what the last Update changed the inputs of. Update
+// and New call it, so View always finds the cache current.
+func (m *Model) refresh() {
+	k := frameKey{m.state, m.st, m.innerWidth(), m.enabledKeys(), m.address}
+	c := m.cache
+	if c == nil || c.key != k {
+		c = m.render(k)
+	}
+	if m.state == stateCode {
+		if s := m.codeStatus(); s != c.statusText || c.status.lines == nil {
+			nc := *c
+			nc.statusText = s
+			nc.status = fit(m.st.faint.Render(s), k.iw, true)
+			c = &nc
+		}
+	}
+	m.cache = c
+}
+
+func (m *Model) render(k frameKey) *frameCache {
+	c := &frameCache{key: k}
+	iw := k.iw
+	if m.outbox != "" {
+		c.dev = fit(m.st.dev.Render("DEV MODE · mail is not sent; it is saved in "+m.outbox), iw, true)
+	}
+	switch m.state {
+	case stateEmail:
+		c.title = fit(m.st.title.Render("Prove you own an email address"), iw, true)
+		c.explain = fit(m.st.text.Render("Type your address and we will mail you a one-time code."), iw, true)
+	case stateSending:
+		c.title = fit(m.st.title.Render("Sending your code"), iw, true)
+		c.sending = "Sending a code to " + m.shownAddress() + "…"
+	case stateCode:
+		c.title = fit(m.st.title.Render("Check your email"), iw, true)
+		c.explain = fit(m.st.text.Render("We sent a code to "+m.shownAddress()+"."), iw, true)
+	case stateDone:
+		c.title = fit(m.successLine(), iw, false) // shown as an input: never dropped or wrapped
+		c.explain = fit(m.st.faint.Render("You can close this session now."), iw, true)
+	}
+	c.help = fit(m.helpView(), iw, true)
+	return c
+}
+
+// enabledKeys is one bit per binding that syncKeys enabled.
+func (m Model) enabledKeys() uint8 {
+	k := &m.keys
+	var bits uint8
+	for i, on := range [...]bool{k.Submit.Enabled(), k.Resend.Enabled(), k.Back.Enabled(), k.Close.Enabled(), k.Quit.Enabled()} {
+		if on {
+			bits |= 1 << i
+		}
+	}
+	return bits
+}
+
 // helpView lists the keys of the current screen. The help.Model is made
-// per frame, not kept: it is 4.6 KB that an idle session need not hold.
+// per render, not kept: it is 4.6 KB that an idle session need not hold.
 func (m Model) helpView() string {
 	h := help.Model{ShortSeparator: " • ", Ellipsis: "…", Styles: m.st.help}
 	h.SetWidth(m.innerWidth())
@@ -120,41 +242,47 @@ func (m Model) frame() (w, h, padX, padY int) {
 	return w, h, 0, 0
 }
 
-// layout fits the sections to the window. It wraps them to its width and
-// drops the least important ones (spacing, help, explanations) until they
-// fit its height; if that is not enough it stops wrapping, giving each
-// section one line, and keeps dropping. Every line is cut to the width last,
-// so no line is ever wider or taller than the window, whatever the text.
+// layout fits the sections to the window. It wraps them to its width (or
+// takes them as refresh fitted them) and drops the least important ones
+// (spacing, help, explanations) until they fit its height; if that is not
+// enough it stops wrapping, giving each section one line, and keeps
+// dropping. Every line is cut to the width after wrapping, so no line is
+// ever wider or taller than the window, whatever the text.
 func (m Model) layout(secs []section) string {
 	w, h, padX, padY := m.frame()
 	iw, ih := max(w-2*padX, 1), max(h-padY, 1)
 
-	blocks := make([][]string, len(secs))
+	var buf [16][]string
+	blocks := buf[:0]
 	total := 0
-	for i, s := range secs {
-		text := s.text
-		if s.prio != prioInput { // the inputs scroll sideways instead
-			text = lipgloss.Wrap(text, iw, "")
-		}
-		blocks[i] = strings.Split(text, "\n")
-		total += len(blocks[i])
+	for _, s := range secs {
+		lines := s.fitLines(iw)
+		blocks = append(blocks, lines)
+		total += len(lines)
 	}
 	total = dropUntil(secs, blocks, total, ih, prioTitle)
 	if total > ih {
 		total = 0
 		for i, s := range secs {
 			if blocks[i] != nil {
-				blocks[i] = strings.Split(s.text, "\n")[:1]
+				blocks[i] = []string{s.oneLine(iw)}
 				total++
 			}
 		}
 		dropUntil(secs, blocks, total, ih, prioInput)
 	}
 
+	size, n := padY, 0
+	for _, lines := range blocks {
+		for _, line := range lines {
+			size += padX + len(line) + 1
+		}
+	}
 	var b strings.Builder
-	b.WriteString(strings.Repeat("\n", padY))
-	margin := strings.Repeat(" ", padX)
-	n := 0
+	b.Grow(size)
+	for range padY {
+		b.WriteByte('\n')
+	}
 	for _, lines := range blocks {
 		for _, line := range lines {
 			if n == ih {
@@ -164,8 +292,10 @@ func (m Model) layout(secs []section) string {
 				b.WriteByte('\n')
 			}
 			if line != "" {
-				b.WriteString(margin)
-				b.WriteString(ansi.Truncate(line, iw, "…"))
+				for range padX {
+					b.WriteByte(' ')
+				}
+				b.WriteString(line)
 			}
 			n++
 		}

@@ -203,3 +203,77 @@ func TestNoticeShowsAsBanner(t *testing.T) {
 		t.Errorf("a notice changed the screen to %v", d.m.state)
 	}
 }
+
+// TestViewCacheCurrent walks every screen through resizes and both themes
+// and checks each frame against one rendered from scratch: the cache must
+// never show what an earlier size, theme, screen or key set drew.
+func TestViewCacheCurrent(t *testing.T) {
+	e := newEnv(t, otp.Config{})
+	d := newDriver(t, e.options(Options{DevOutbox: "/tmp/otplogin-outbox"}))
+	var request tea.Cmd
+	check := func(step string) {
+		t.Helper()
+		fresh := d.m
+		fresh.cache = nil
+		fresh.refresh()
+		if got, want := d.m.View().Content, fresh.View().Content; got != want {
+			t.Fatalf("%s: cached frame differs from a fresh one:\ngot  %q\nwant %q", step, got, want)
+		}
+	}
+	steps := []struct {
+		name string
+		do   func()
+	}{
+		{"email", func() {}},
+		{"typed", func() { d.typ("alice@exam") }},
+		{"narrow", func() { d.send(tea.WindowSizeMsg{Width: 30, Height: 8}) }},
+		{"light", func() { d.send(tea.BackgroundColorMsg{Color: ansiWhite{}}) }},
+		{"wide", func() { d.send(tea.WindowSizeMsg{Width: 120, Height: 30}) }},
+		{"invalid", func() { d.send(enter) }},
+		{"sending", func() { d.typ("ple.com"); request = d.update(enter) }},
+		{"code", func() { d.run(request) }},
+		{"digits", func() { d.typ("12") }},
+		{"a second", func() { e.clock.Advance(time.Second); d.fire() }},
+		{"resend allowed", func() { e.clock.Advance(60 * time.Second); d.fire() }},
+		{"resend", func() { d.send(ctrlR) }},
+		{"dark", func() { d.send(tea.BackgroundColorMsg{Color: ansiBlack{}}) }},
+		{"expired", func() { e.clock.Advance(10 * time.Minute); d.fire() }},
+		{"tiny", func() { d.send(tea.WindowSizeMsg{Width: 10, Height: 3}) }},
+		{"back", func() { d.send(esc) }},
+		{"verified", func() {
+			d.send(tea.WindowSizeMsg{Width: 80, Height: 24})
+			d.send(enter)
+			d.typ(e.sender.code(t, alice))
+			d.send(enter)
+		}},
+	}
+	for _, s := range steps {
+		s.do()
+		check(s.name)
+	}
+	if d.m.state != stateDone {
+		t.Fatalf("the walk ended on screen %d, not on the success screen", d.m.state)
+	}
+}
+
+type ansiBlack struct{}
+
+func (ansiBlack) RGBA() (r, g, b, a uint32) { return 0, 0, 0, 0xffff }
+
+// TestViewAllocs keeps View an assembly of parts rendered in Update: it is
+// called after every message, and re-rendering the help line, titles and
+// wrapping each time made it 138–165 allocations a frame.
+func TestViewAllocs(t *testing.T) {
+	e := newEnv(t, otp.Config{})
+	d := newDriver(t, e.options(Options{Remote: true}))
+	d.typ("alice@exam")
+	if n := testing.AllocsPerRun(20, func() { _ = d.m.View() }); n > 60 {
+		t.Errorf("email screen: %.0f allocations per View, want at most 60", n)
+	}
+	d.typ("ple.com")
+	d.send(enter)
+	d.typ("123")
+	if n := testing.AllocsPerRun(20, func() { _ = d.m.View() }); n > 60 {
+		t.Errorf("code screen: %.0f allocations per View, want at most 60", n)
+	}
+}
