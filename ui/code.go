@@ -83,7 +83,7 @@ func (m Model) onVerifyResult(msg verifyResultMsg) (Model, tea.Cmd) {
 		if !m.remote {
 			return m, tea.Quit // View draws the success line as the final frame
 		}
-		return m, m.after(successLinger, closeMsg{id: m.reqID})
+		return m, m.after(m.ctx, successLinger, closeMsg{id: m.reqID})
 	}
 
 	var (
@@ -150,7 +150,7 @@ func (m Model) nextTick() tea.Cmd {
 	if m.state != stateCode || !live && m.canResend() {
 		return nil
 	}
-	return m.after(time.Second, tickMsg{seq: m.tickSeq})
+	return m.after(m.ctx, time.Second, tickMsg{seq: m.tickSeq})
 }
 
 // shownAddress is the address as this session may show it.

@@ -173,7 +173,7 @@ type driver struct {
 
 func newDriver(t testing.TB, opts Options) *driver {
 	m := New(opts)
-	m.after = func(d time.Duration, msg tea.Msg) tea.Cmd {
+	m.after = func(_ context.Context, d time.Duration, msg tea.Msg) tea.Cmd {
 		return func() tea.Msg { return firedMsg{d, msg} }
 	}
 	d := &driver{t: t, m: m}

@@ -55,8 +55,9 @@ type Options struct {
 	Remote bool
 	// RequestTimeout bounds each Request and Verify (default 30s).
 	RequestTimeout time.Duration
-	// Context, if set, is the parent of every request's context; cancel it
-	// to abandon in-flight requests when the session ends.
+	// Context, if set, is the parent of every request's context and ends
+	// every timer; cancel it when the session ends to abandon in-flight
+	// requests and let nothing of the session wait on.
 	Context context.Context
 	// Logger is the operator's log (nil discards). It gets masked
 	// addresses and error details, never a code.
@@ -120,7 +121,7 @@ type Model struct {
 	ctx     context.Context
 	logger  *log.Logger
 	codeLen int
-	after   func(time.Duration, tea.Msg) tea.Cmd
+	after   func(context.Context, time.Duration, tea.Msg) tea.Cmd
 
 	state         state
 	width, height int
@@ -289,10 +290,23 @@ func verifyCmd(ctx context.Context, cancel context.CancelFunc, svc Service, id u
 	}
 }
 
-// after delivers msg in d; it is a field so tests can fire timers
-// themselves instead of sleeping.
-func after(d time.Duration, msg tea.Msg) tea.Cmd {
-	return tea.Tick(d, func(time.Time) tea.Msg { return msg })
+// after delivers msg in d, or nothing once ctx (the session's) ends. A
+// Program cannot cancel a command, and one parked on a timer keeps the
+// whole finished program reachable until it fires: with tea.Tick, the 10 s
+// success linger held hundreds of ended sessions in memory after a burst of
+// logins. It is a Model field so tests can fire timers themselves instead
+// of sleeping.
+func after(ctx context.Context, d time.Duration, msg tea.Msg) tea.Cmd {
+	return func() tea.Msg {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return msg
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 // notice is a message from outside the UI with a line for the user, such as
