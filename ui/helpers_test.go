@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/log/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -211,9 +210,10 @@ func (d *driver) run(cmd tea.Cmd) {
 	case tea.QuitMsg:
 		d.quit = true
 	case firedMsg:
+		if _, ok := msg.msg.(spinMsg); ok {
+			break // frames of the spinner: nothing the flow depends on
+		}
 		d.timers = append(d.timers, msg)
-	case spinner.TickMsg:
-		// Frames of the spinner: nothing the flow depends on.
 	default:
 		d.send(msg)
 	}

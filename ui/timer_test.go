@@ -30,14 +30,22 @@ func runCmd(t *testing.T, cmd tea.Cmd, bound time.Duration) tea.Msg {
 }
 
 // sessionTimers returns the model's real timer commands, made under ctx:
-// the code screen's countdown and the remote success screen's linger.
+// the sending screen's spinner, the code screen's countdown and the remote
+// success screen's linger.
 func sessionTimers(t *testing.T, ctx context.Context) map[string]tea.Cmd {
 	t.Helper()
 	e := newEnv(t, otp.Config{})
 	d := newDriver(t, e.options(Options{Remote: true, Context: ctx}))
-	d.toCode()
+	d.typ(alice)
+	request := d.update(enter)
 	m := d.m
 	m.after = after // what New set before the driver took the timers over
+	spin := m.spinTick()
+
+	d.run(request)
+	d.wantState(stateCode)
+	m = d.m
+	m.after = after
 	countdown := m.nextTick()
 
 	d.typ(e.sender.code(t, alice))
@@ -45,7 +53,7 @@ func sessionTimers(t *testing.T, ctx context.Context) map[string]tea.Cmd {
 	m = d.m
 	m.after = after
 	_, linger := m.Update(verify())
-	return map[string]tea.Cmd{"countdown": countdown, "linger": linger}
+	return map[string]tea.Cmd{"spinner": spin, "countdown": countdown, "linger": linger}
 }
 
 // TestTimersEndWithSession checks that no timer outlives the session's
@@ -62,7 +70,7 @@ func TestTimersEndWithSession(t *testing.T) {
 			if when == "before it runs" {
 				cancel()
 			} else {
-				time.AfterFunc(10*time.Millisecond, cancel)
+				time.AfterFunc(time.Millisecond, cancel)
 			}
 			if msg := runCmd(t, cmd, 5*time.Second); msg != nil {
 				t.Errorf("%s, cancelled %s: delivered %T", name, when, msg)
@@ -148,5 +156,30 @@ func TestProgramEndedSessionLeavesNothing(t *testing.T) {
 		}
 	case <-time.After(waitLimit):
 		t.Fatal("program still running")
+	}
+}
+
+// TestSpinnerTicksOnlyWhileSending checks the spinner's own chain: each
+// tick draws the next frame and asks for one more, until the request's
+// answer or a newer request ends it.
+func TestSpinnerTicksOnlyWhileSending(t *testing.T) {
+	e := newEnv(t, otp.Config{})
+	d := newDriver(t, e.options(Options{}))
+	d.typ(alice)
+	request := d.update(enter)
+	first := d.view()
+	if cmd := d.update(spinMsg{id: d.m.reqID}); cmd == nil {
+		t.Fatal("the spinner stopped while sending")
+	}
+	if d.view() == first {
+		t.Fatal("a spinner tick did not draw the next frame")
+	}
+	if cmd := d.update(spinMsg{id: d.m.reqID - 1}); cmd != nil {
+		t.Error("a tick of an earlier request continued its chain")
+	}
+	d.run(request)
+	d.wantState(stateCode)
+	if cmd := d.update(spinMsg{id: d.m.reqID}); cmd != nil {
+		t.Error("the spinner still ticks on the code screen")
 	}
 }

@@ -130,7 +130,7 @@ type Model struct {
 	input         textinput.Model // the email or the code field; see setInput
 	inputFor      state
 	typed         string // the address field's text while input holds the code
-	spin          spinner.Model
+	spinFrame     int    // index into spinner.Dot.Frames while sending
 
 	// clock is the time of the last Update; View shows it, so View stays a
 	// pure function of the model.
@@ -265,6 +265,8 @@ type (
 	tickMsg struct{ seq uint64 }
 	// closeMsg ends a Remote success screen.
 	closeMsg struct{ id uint64 }
+	// spinMsg moves the sending screen's spinner on.
+	spinMsg struct{ id uint64 }
 )
 
 var errNoService = errors.New("ui: no Service configured")
@@ -344,14 +346,14 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		return m.onVerifyResult(msg)
 	case tickMsg:
 		return m.onTick(msg)
-	case spinner.TickMsg:
-		// Dropping the tick outside the sending screen ends its chain.
-		if m.state != stateSending {
+	case spinMsg:
+		// Dropping the tick of an earlier request, or outside the sending
+		// screen, ends its chain.
+		if m.state != stateSending || msg.id != m.reqID {
 			return m, nil
 		}
-		var cmd tea.Cmd
-		m.spin, cmd = m.spin.Update(msg)
-		return m, cmd
+		m.spinFrame = (m.spinFrame + 1) % len(spinner.Dot.Frames)
+		return m, m.spinTick()
 	case closeMsg:
 		if m.state == stateDone && msg.id == m.reqID {
 			return m, tea.Quit
@@ -381,7 +383,6 @@ func (m *Model) setSize(w, h int) {
 func (m *Model) setTheme(isDark bool) {
 	m.st = theme(isDark)
 	m.input.SetStyles(m.st.input)
-	m.spin.Style = m.st.spinner
 }
 
 // syncKeys enables the keys that work on the current screen, so the help bar
@@ -442,9 +443,14 @@ func (m Model) startRequest() (Model, tea.Cmd) {
 	m.returnTo = m.state
 	m.state = stateSending
 	m.banner = banner{}
-	// A new spinner has a new id, so ticks of an earlier one die out.
-	m.spin = spinner.New(spinner.WithSpinner(spinner.Dot), spinner.WithStyle(m.st.spinner))
-	return m, tea.Batch(m.spin.Tick, requestCmd(ctx, m.cancel, m.svc, m.reqID, m.address, m.client))
+	m.spinFrame = 0
+	return m, tea.Batch(m.spinTick(), requestCmd(ctx, m.cancel, m.svc, m.reqID, m.address, m.client))
+}
+
+// spinTick moves the spinner on while the current request is out. Not the
+// spinner bubble's own tick: that is a tea.Tick, which outlives the session.
+func (m Model) spinTick() tea.Cmd {
+	return m.after(m.ctx, spinner.Dot.FPS, spinMsg{id: m.reqID})
 }
 
 func (m Model) updateSending(msg tea.Msg) (Model, tea.Cmd) {

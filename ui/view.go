@@ -5,6 +5,7 @@ import (
 
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -62,7 +63,7 @@ func (m Model) View() tea.View {
 		secs = append(secs,
 			section{prio: prioTitle, fit: &c.title},
 			spacer(),
-			section{m.spin.View() + c.sending, prioInput, nil})
+			section{c.spinner[m.spinFrame] + c.sending, prioInput, nil})
 	case stateCode:
 		secs = m.codeView(secs)
 	case stateDone:
@@ -105,7 +106,11 @@ func (s section) oneLine(iw int) string {
 }
 
 func fit(text string, iw int, wrap bool) fitted {
-	return fitted{fitLines(text, iw, wrap), oneLine(text, iw)}
+	f := fitted{fitLines(text, iw, wrap), oneLine(text, iw)}
+	if f.line == f.lines[0] {
+		f.line = f.lines[0] // one copy for an idle session to hold, not two
+	}
+	return f
 }
 
 func fitLines(text string, iw int, wrap bool) []string {
@@ -132,7 +137,8 @@ type frameCache struct {
 	key           frameKey
 	dev, title    fitted
 	explain, help fitted
-	sending       string // the sending line after the spinner
+	spinner       []string // the spinner's frames, styled
+	sending       string   // the sending line after the spinner
 	statusText    string
 	status        fitted
 }
@@ -176,6 +182,10 @@ func (m *Model) render(k frameKey) *frameCache {
 		c.explain = fit(m.st.text.Render("Type your address and we will mail you a one-time code."), iw, true)
 	case stateSending:
 		c.title = fit(m.st.title.Render("Sending your code"), iw, true)
+		c.spinner = make([]string, len(spinner.Dot.Frames))
+		for i, f := range spinner.Dot.Frames {
+			c.spinner[i] = m.st.spinner.Render(f)
+		}
 		c.sending = "Sending a code to " + m.shownAddress() + "…"
 	case stateCode:
 		c.title = fit(m.st.title.Render("Check your email"), iw, true)

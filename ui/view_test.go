@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/teatest/v2"
@@ -175,7 +174,7 @@ func TestStaleMessages(t *testing.T) {
 		verifyResultMsg{id: d.m.reqID},
 		tickMsg{seq: 0},
 		closeMsg{id: d.m.reqID},
-		spinner.TickMsg{},
+		spinMsg{id: d.m.reqID},
 	} {
 		if cmd := d.update(msg); cmd != nil {
 			t.Errorf("%T started a command", msg)
