@@ -69,8 +69,8 @@ func TestVerifyRemote(t *testing.T) {
 	}
 	d.wantState(stateDone)
 	d.wantView("✓ Verified a***@example.com", "enter close")
-	if !d.m.View().AltScreen {
-		t.Error("remote success left the alternate screen")
+	if d.m.View().AltScreen {
+		t.Error("a remote session draws on the alternate screen; it should draw inline")
 	}
 	if n := len(d.timers); n == 0 || d.timers[n-1].d != successLinger {
 		t.Fatalf("timers = %v, want a close timer", d.timers)

@@ -77,7 +77,12 @@ func (m Model) View() tea.View {
 	secs = append(secs, spacer(), section{prio: prioHelp, fit: &c.help})
 
 	v := tea.NewView(m.layout(secs))
-	v.AltScreen = true
+	// Locally the alternate screen keeps the shell's screen intact. Over SSH
+	// the UI draws inline: the renderer then keeps cells only for the lines
+	// the view uses, not the whole window (about 50 KiB less per idle
+	// session on a server holding thousands), and the outcome stays in the
+	// visitor's scrollback after they leave.
+	v.AltScreen = !m.remote
 	return v
 }
 
