@@ -27,8 +27,7 @@ import (
 //	LOAD_MEASURE=login LOAD_SESSIONS=2000 LOAD_CONCURRENCY=32 go test -run TestMeasure -v ./load/
 //
 // Knobs for the in-process stack: LOAD_FPS (serve's renderer frame rate),
-// LOAD_SMTP_IDLE (pooled SMTP connections; -1 none), LOAD_INLINE=1 (draw
-// inline, not on the alternate screen).
+// LOAD_SMTP_IDLE (pooled SMTP connections; -1 none).
 func TestMeasure(t *testing.T) {
 	mode := os.Getenv("LOAD_MEASURE")
 	if mode == "" {
@@ -39,7 +38,6 @@ func TestMeasure(t *testing.T) {
 	o := stackOptions{
 		fps:     envInt(t, "LOAD_FPS", 0),
 		maxIdle: envInt(t, "LOAD_SMTP_IDLE", 0),
-		inline:  os.Getenv("LOAD_INLINE") == "1",
 	}
 	dir := os.Getenv("LOAD_PROFILE_DIR")
 	if mode == "serve" {

@@ -34,28 +34,11 @@ type stack struct {
 // `otplogin serve` runs with, except for the per-client limits that one
 // load client (127.0.0.1) would hit.
 type stackOptions struct {
-	fps     int  // renderer frame rate (serve default)
-	maxIdle int  // pooled SMTP connections (mail default; negative: none)
-	inline  bool // draw inline instead of on the alternate screen
+	fps     int // renderer frame rate (serve default)
+	maxIdle int // pooled SMTP connections (mail default; negative: none)
 	// clientCodes overrides the per-client code limit (default: enough
 	// for every session).
 	clientCodes int
-}
-
-// inlineModel draws a model inline: the renderer then keeps only as many
-// lines as the view has, not the whole window (an experiment for
-// docs/PERFORMANCE.md; the ui draws on the alternate screen).
-type inlineModel struct{ tea.Model }
-
-func (m inlineModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
-	next, cmd := m.Model.Update(msg)
-	return inlineModel{next}, cmd
-}
-
-func (m inlineModel) View() tea.View {
-	v := m.Model.View()
-	v.AltScreen = false
-	return v
 }
 
 // startStack starts the stack for sessions sessions and stops it, waiting
@@ -95,14 +78,10 @@ func startStack(t testing.TB, sessions int, o stackOptions) *stack {
 		FPS:                  o.fps,
 		Logger:               quiet,
 		NewModel: func(sess serve.Session) tea.Model {
-			m := ui.New(ui.Options{
+			return ui.New(ui.Options{
 				Service: svc, Client: sess.Client, Remote: true,
 				Context: sess.Context(), Logger: sess.Logger,
 			})
-			if o.inline {
-				return inlineModel{m}
-			}
-			return m
 		},
 	})
 	if err != nil {

@@ -81,11 +81,7 @@ func runHelperServer() error {
 			if os.Getenv("OTPLOGIN_BENCH_MODEL") == "test" { // the floor: serve, SSH and bubbletea
 				return testModel{client: "Email"}
 			}
-			m := ui.New(ui.Options{Service: svc, Client: s.Client, Remote: true, Context: s.Context(), Logger: s.Logger})
-			if os.Getenv("OTPLOGIN_BENCH_MODEL") == "inline" {
-				return inlineModel{m}
-			}
-			return m
+			return ui.New(ui.Options{Service: svc, Client: s.Client, Remote: true, Context: s.Context(), Logger: s.Logger})
 		},
 	})
 	if err != nil {
@@ -114,8 +110,7 @@ func runHelperServer() error {
 // a few of the sessions. Run it with -benchtime=1x. OTPLOGIN_BENCH_FPS sets
 // Config.FPS; OTPLOGIN_BENCH_MODEL=test swaps the ui for the tiny test
 // model, which shows the floor that serve, SSH and bubbletea cost on their
-// own, and OTPLOGIN_BENCH_MODEL=inline draws the ui inline instead of on the
-// alternate screen. OTPLOGIN_BENCH_HEAP, _GOROUTINES and _CPU name files for the server's
+// own. OTPLOGIN_BENCH_HEAP, _GOROUTINES and _CPU name files for the server's
 // heap profile (plus its text form, with runtime.MemStats, in NAME.txt),
 // goroutine dump and CPU profile of the quiet interval.
 func BenchmarkIdleSessions(b *testing.B) {
@@ -274,22 +269,6 @@ func BenchmarkIdleSessions(b *testing.B) {
 			s.close()
 		}
 	}
-}
-
-// inlineModel is the ui drawn inline instead of on the alternate screen,
-// for measuring what that would save: bubbletea then keeps cells for the
-// frame's lines only, not for the whole window.
-type inlineModel struct{ tea.Model }
-
-func (m inlineModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
-	n, cmd := m.Model.Update(msg)
-	return inlineModel{n}, cmd
-}
-
-func (m inlineModel) View() tea.View {
-	v := m.Model.View()
-	v.AltScreen = false
-	return v
 }
 
 // benchSession is one client session of BenchmarkIdleSessions.
