@@ -207,6 +207,7 @@ func TestBinaryConfigErrors(t *testing.T) {
 		{"serve: bad session cap", []string{"serve", "--max-sessions", "0"}, nil, "--max-sessions (OTPLOGIN_MAX_SESSIONS)"},
 		{"serve: bad proxy list", []string{"serve"}, []string{"OTPLOGIN_TRUSTED_PROXIES=10.0.0.0/8, nope"}, `OTPLOGIN_TRUSTED_PROXIES: "nope"`},
 		{"serve: bad log format", []string{"serve", "--log-format", "xml"}, nil, "--log-format (OTPLOGIN_LOG_FORMAT)"},
+		{"serve: public debug endpoint", []string{"serve", "--debug-addr", ":6060"}, nil, "--debug-addr (OTPLOGIN_DEBUG_ADDR)"},
 		{"serve: corrupt host key", []string{"serve", "--host-key", "e2e_test.go"}, nil, "e2e_test.go"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -70,6 +70,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err := s.positiveInt("OTPLOGIN_CLIENT_CODES", &clientCodes); err != nil {
 		return err
 	}
+	debugAddr := s.get("OTPLOGIN_DEBUG_ADDR")
+	if ap, err := netip.ParseAddrPort(debugAddr); debugAddr != "" && (err != nil || !ap.Addr().IsLoopback()) {
+		// The endpoint has no authentication and shows the heap.
+		return s.explain(fmt.Errorf("OTPLOGIN_DEBUG_ADDR: %q is not a loopback address and port, e.g. 127.0.0.1:6060", debugAddr))
+	}
 
 	if getenv("GOGC") == "" {
 		// A server of many small idle sessions: a tighter heap goal keeps the
@@ -113,9 +118,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the debug endpoint if the server fails to start
-	if addr := s.get("OTPLOGIN_DEBUG_ADDR"); addr != "" {
+	if debugAddr != "" {
 		go func() {
-			if err := srv.ServeDebug(ctx, addr); err != nil {
+			if err := srv.ServeDebug(ctx, debugAddr); err != nil {
 				logger.Error("debug endpoint stopped", "err", err)
 			}
 		}()
