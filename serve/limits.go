@@ -10,8 +10,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Reasons a connection or session is refused. The user sees a fixed line per
-// reason (refusalLine); the operator's log gets the error.
+// Reasons a connection or session is refused. The user sees a fixed line
+// (the busy line before the handshake, lineBusy or lineClientSessions after
+// it); the operator's log gets the error.
 var (
 	errRate           = errors.New("connection rate limit for client")
 	errClientConns    = errors.New("connection cap for client")
