@@ -13,6 +13,10 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 )
 
+// ErrHostKey matches every error about the host key file, so that a caller
+// can name the setting that chose the file.
+var ErrHostKey = errors.New("host key")
+
 // DefaultHostKeyPath is ssh_host_ed25519_key in the user's config directory
 // (e.g. ~/.config/otplogin/), or in the working directory if there is none.
 func DefaultHostKeyPath() string {
@@ -34,11 +38,11 @@ func LoadHostKey(path string) (gossh.Signer, error) {
 		return createHostKey(path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("host key %s: %w", path, err)
+		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, err)
 	}
 	signer, err := gossh.ParsePrivateKey(data)
 	if err != nil {
-		return nil, fmt.Errorf("host key %s: %w", path, err)
+		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, err)
 	}
 	return signer, nil
 }
@@ -46,20 +50,20 @@ func LoadHostKey(path string) (gossh.Signer, error) {
 func createHostKey(path string) (gossh.Signer, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("generate host key: %w", err)
+		return nil, fmt.Errorf("%w %s: generate: %w", ErrHostKey, path, err)
 	}
 	block, err := gossh.MarshalPrivateKey(priv, "otplogin host key")
 	if err != nil {
-		return nil, fmt.Errorf("encode host key: %w", err)
+		return nil, fmt.Errorf("%w %s: encode: %w", ErrHostKey, path, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("host key %s: %w", path, err)
+		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, err)
 	}
 	// O_EXCL: if another process created the key meanwhile, fail rather than
 	// overwrite the identity it may already have shown to clients.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("host key %s: %w", path, err)
+		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, err)
 	}
 	_, werr := f.Write(pem.EncodeToMemory(block))
 	if werr == nil {
@@ -70,11 +74,11 @@ func createHostKey(path string) (gossh.Signer, error) {
 	}
 	if werr != nil {
 		_ = os.Remove(path) // a half-written key would fail every later start
-		return nil, fmt.Errorf("host key %s: %w", path, werr)
+		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, werr)
 	}
 	signer, err := gossh.NewSignerFromKey(priv)
 	if err != nil {
-		return nil, fmt.Errorf("host key %s: %w", path, err)
+		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, err)
 	}
 	return signer, nil
 }

@@ -443,8 +443,8 @@ func TestBadHostKeyFile(t *testing.T) {
 			}
 			before, _ := os.ReadFile(path)
 			_, err := New(Config{HostKeyPath: path, NewModel: startServerModel})
-			if err == nil || !strings.Contains(err.Error(), path) {
-				t.Fatalf("New = %v, want an error naming %s", err, path)
+			if !errors.Is(err, ErrHostKey) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("New = %v, want an ErrHostKey naming %s", err, path)
 			}
 			if after, _ := os.ReadFile(path); string(after) != string(before) {
 				t.Error("the bad key file was changed")
