@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 
 	"github.com/otplogin/otplogin/internal/leakcheck"
 	"github.com/otplogin/otplogin/internal/smtptest"
@@ -127,6 +130,52 @@ func TestReuseConcurrent(t *testing.T) {
 	}
 	if n := srv.Connections(); n != before+1 {
 		t.Errorf("connections after Close = %d, want %d", n, before+1)
+	}
+}
+
+// After the last send the pooled connection ends itself once IdleTimeout
+// passes: no further send and no Close. The server sees its session end and
+// the goroutines, ours and the server's, are back to what they were.
+func TestIdleConnectionExpires(t *testing.T) {
+	leakcheck.Check(t)
+	conns := make(chan *smtp.Conn, 1)
+	srv := smtptest.Start(t, smtptest.Options{Hooks: smtptest.Hooks{
+		Mail: func(_ int, c *smtp.Conn) error {
+			select {
+			case conns <- c:
+			default:
+			}
+			return nil
+		},
+	}})
+	cfg := configFor(srv)
+	cfg.IdleTimeout = 50 * time.Millisecond
+	s := newSender(t, cfg) // its Close runs only at cleanup, after the checks
+	before := runtime.NumGoroutine()
+
+	if err := sendTo(t, s, testTo); err != nil {
+		t.Fatal(err)
+	}
+	c := <-conns
+	// Bounded well below the server's own 10s read timeout, which would
+	// otherwise end the session too.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		open, n := c.Session() != nil, runtime.NumGoroutine()
+		if !open && n <= before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5s after the send: server session open = %v, goroutines = %d (before the send %d)", open, n, before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The pool no longer offers the closed connection.
+	if err := sendTo(t, s, testTo); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.Connections(); n != 2 {
+		t.Errorf("connections = %d, want 2", n)
 	}
 }
 

@@ -218,7 +218,7 @@ func (s *Sender) attempt(ctx context.Context, m message, pooled bool) error {
 	// A session goes back to the pool only if the cancel did not fire: that
 	// would have left a deadline in the past on it.
 	if !stop() || !s.pool.put(sess) {
-		_ = sess.nc.SetDeadline(time.Now().Add(time.Second))
+		_ = sess.nc.SetDeadline(time.Now().Add(quitTimeout))
 		sess.quit()
 	}
 	return nil

@@ -14,9 +14,11 @@ import (
 // session is one SMTP connection, greeted, secured and authenticated.
 type session struct {
 	c         *smtp.Client
-	nc        net.Conn  // the TCP connection: deadlines set here cover the TLS layer
-	sent      int       // messages accepted on this connection
-	idleSince time.Time // when it went back to the pool
+	nc        net.Conn    // the TCP connection: deadlines set here cover the TLS layer
+	sent      int         // messages accepted on this connection
+	idleSince time.Time   // when it went back to the pool
+	expiry    *time.Timer // ends it while idle (see pool)
+	stays     int         // times it went back to the pool; guarded by pool.mu
 }
 
 // stageError tags an error with the stage it happened in.
