@@ -48,7 +48,7 @@ Flags:
 	fs.DurationVar(&cfg.Timeout, "timeout", defaultTimeout, "bound on the whole run")
 	fs.DurationVar(&cfg.SessionTimeout, "session-timeout", defaultSessionTimeout, "bound on one login (or one idle session's first frame)")
 	fs.DurationVar(&cfg.Hold, "hold", 0, "idle run: open every session to the email screen and hold them all this long")
-	fs.DurationVar(&cfg.Settle, "settle", defaultSettle, "wait this long after the run for the server's goroutines to return to baseline")
+	fs.DurationVar(&cfg.Settle, "settle", defaultSettle, "wait up to this long for the server to go quiet before the run (the goroutine baseline), and for its goroutines to return to baseline after it")
 	fs.StringVar(&outbox, "outbox", devserver.DefaultOutbox(), "the dev mail server's outbox folder (the server's --outbox); a fresh one is faster")
 	fs.StringVar(&debugAddr, "debug-addr", "", "the server's debug endpoint (its --debug-addr), for RSS, CPU, goroutines and sessions")
 	fs.IntVar(&pid, "pid", 0, "the server's process id, to read RSS and CPU from /proc")

@@ -88,8 +88,10 @@ type Config struct {
 	// wait a second for the server to go quiet, keep every session open for
 	// Hold, sample the server, then close them.
 	Hold time.Duration
-	// Settle is how long to wait after the run for the server's goroutines
-	// to return to their count before it (default 10s).
+	// Settle bounds two waits (default 10s each): before the run, for the
+	// server to go quiet after the warm-up so that the goroutine baseline
+	// holds no session's leftovers; after it, for the goroutines to return
+	// to that baseline.
 	Settle time.Duration
 	// SampleEvery is the period of server samples taken to find the peak
 	// during a login run (default 250ms).
@@ -270,10 +272,10 @@ func (r *runner) run(parent context.Context) Report {
 		Concurrency: cfg.Concurrency,
 		Hold:        cfg.Hold,
 	}
+	rep.Before = r.baseline(parent)
 	ctx, cancel := context.WithTimeout(parent, cfg.Timeout)
 	defer cancel()
 
-	rep.Before = r.sample(ctx)
 	stopProgress := r.progress(cfg.Progress)
 	peak := newPeakSampler(ctx, cfg.Stats, cfg.SampleEvery)
 
@@ -465,6 +467,41 @@ func (r *runner) sample(ctx context.Context) Sample {
 		return unknownSample()
 	}
 	return s
+}
+
+// quietEvery is the interval between the samples that must agree for the
+// baseline.
+const quietEvery = 50 * time.Millisecond
+
+// baseline samples the server once it is quiet. The warm-up sessions have
+// closed on our side, but the server may still be tearing them down, one
+// goroutine at a time; a sample taken then sets the bar for "back to
+// baseline" too high and hides goroutines a run leaves behind. Quiet is no
+// open session and two samples quietEvery apart with the same goroutine
+// count. After cfg.Settle it takes the last sample as it is.
+func (r *runner) baseline(ctx context.Context) Sample {
+	prev := r.sample(ctx)
+	if r.cfg.Stats == nil {
+		return prev
+	}
+	bound := time.NewTimer(r.cfg.Settle)
+	defer bound.Stop()
+	tick := time.NewTicker(quietEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return prev
+		case <-bound.C:
+			return prev
+		case <-tick.C:
+		}
+		s := r.sample(ctx)
+		if s.Goroutines == prev.Goroutines && s.Sessions <= 0 { // -1: unknown
+			return s
+		}
+		prev = s
+	}
 }
 
 // settle waits until the server's goroutines are back to their count in

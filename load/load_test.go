@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -205,4 +207,72 @@ func TestBar(t *testing.T) {
 			t.Errorf("bar(%d, %d) = %q", tc.done, tc.total, b)
 		}
 	}
+}
+
+// script replays server samples, the last one for ever. It stands in for a
+// real server because a real one's teardown cannot be stopped at a chosen
+// goroutine count.
+type script struct {
+	mu      sync.Mutex
+	samples []Sample
+	calls   int
+}
+
+func (s *script) Stats(context.Context) (Sample, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	x := s.samples[0]
+	if len(s.samples) > 1 {
+		s.samples = s.samples[1:]
+	}
+	return x, nil
+}
+
+// counting is a server whose goroutine count never stops rising.
+type counting struct{ n atomic.Int64 }
+
+func (c *counting) Stats(context.Context) (Sample, error) {
+	return Sample{RSS: -1, Goroutines: int(c.n.Add(1)), Sessions: 0, CPU: -1}, nil
+}
+
+func TestBaselineWaitsForQuiet(t *testing.T) {
+	g := func(goroutines, sessions int) Sample {
+		return Sample{RSS: -1, Goroutines: goroutines, Sessions: sessions, CPU: -1}
+	}
+	for _, tc := range []struct {
+		name    string
+		samples []Sample
+		want    Sample
+	}{
+		// The warm-up session is still being torn down: 19, 15, 12, then 10.
+		{"teardown", []Sample{g(19, 1), g(15, 1), g(12, 0), g(10, 0), g(10, 0)}, g(10, 0)},
+		{"steady but a session open", []Sample{g(12, 1), g(12, 1), g(12, 1), g(10, 0), g(10, 0)}, g(10, 0)},
+		{"quiet at once", []Sample{g(10, 0)}, g(10, 0)},
+		{"goroutines unknown", []Sample{g(-1, 1), g(-1, 0)}, g(-1, 0)},
+		{"sessions unknown", []Sample{g(11, -1), g(10, -1), g(10, -1)}, g(10, -1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := &script{samples: tc.samples}
+			r := &runner{cfg: Config{Stats: sc, Settle: 10 * time.Second}}
+			if got := r.baseline(t.Context()); got != tc.want {
+				t.Errorf("baseline = %+v, want %+v (after %d samples)", got, tc.want, sc.calls)
+			}
+		})
+	}
+
+	t.Run("never quiet", func(t *testing.T) {
+		c := &counting{}
+		r := &runner{cfg: Config{Stats: c, Settle: 200 * time.Millisecond}}
+		got := r.baseline(t.Context())
+		if n := int(c.n.Load()); got.Goroutines != n || n < 2 {
+			t.Errorf("baseline = %+v after %d samples, want the last of at least 2", got, n)
+		}
+	})
+	t.Run("no stats", func(t *testing.T) {
+		r := &runner{cfg: Config{Settle: 10 * time.Second}}
+		if got := r.baseline(t.Context()); got.Known() {
+			t.Errorf("baseline = %+v, want unknown", got)
+		}
+	})
 }
