@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"runtime/debug"
 	"strconv"
@@ -50,16 +52,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		HostKeyPath: s.get("OTPLOGIN_HOST_KEY"),
 		Logger:      logger,
 	}
-	if err := s.positiveInt("OTPLOGIN_MAX_SESSIONS", &cfg.MaxSessions); err != nil {
+	if err := s.boundedInt("OTPLOGIN_MAX_SESSIONS", maxSessions, &cfg.MaxSessions); err != nil {
 		return err
 	}
-	if err := s.positiveInt("OTPLOGIN_MAX_SESSIONS_PER_CLIENT", &cfg.MaxSessionsPerClient); err != nil {
+	if err := s.boundedInt("OTPLOGIN_MAX_SESSIONS_PER_CLIENT", maxSessions, &cfg.MaxSessionsPerClient); err != nil {
 		return err
 	}
 	if v := s.get("OTPLOGIN_CONN_RATE"); v != "" {
+		// ParseFloat also takes NaN, which no comparison rejects and which
+		// would refuse every connection, and Inf, which means no limit.
 		r, err := strconv.ParseFloat(v, 64)
-		if err != nil || r <= 0 {
-			return s.explain(fmt.Errorf("OTPLOGIN_CONN_RATE: %q is not a positive number of connections per second", v))
+		if err != nil || !(r > 0 && r <= maxConnRate) {
+			return s.explain(fmt.Errorf("OTPLOGIN_CONN_RATE: %q is not a number of connections per second above 0 and at most %d", v, maxConnRate))
 		}
 		cfg.ConnRate = rate.Limit(r)
 	}
@@ -67,7 +71,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		return err
 	}
 	var clientCodes int
-	if err := s.positiveInt("OTPLOGIN_CLIENT_CODES", &clientCodes); err != nil {
+	if err := s.boundedInt("OTPLOGIN_CLIENT_CODES", maxClientCodes, &clientCodes); err != nil {
 		return err
 	}
 	debugAddr := s.get("OTPLOGIN_DEBUG_ADDR")
@@ -113,8 +117,22 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		})
 	}
 	srv, err := serve.New(cfg)
+	if errors.Is(err, serve.ErrHostKey) {
+		return s.explain(fmt.Errorf("OTPLOGIN_HOST_KEY: %w", err))
+	}
 	if err != nil {
 		return configError{err}
+	}
+	listen := cfg.Listen
+	if listen == "" {
+		listen = serve.DefaultListen
+	}
+	// Listening here rather than in ListenAndServe lets a bad or busy
+	// address name its setting.
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", listen)
+	if err != nil {
+		return s.explain(fmt.Errorf("OTPLOGIN_LISTEN: %w", err))
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the debug endpoint if the server fails to start
@@ -125,18 +143,26 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 			}
 		}()
 	}
-	return srv.ListenAndServe(ctx)
+	return srv.Serve(ctx, l)
 }
 
-// positiveInt reads an optional positive integer setting into dst.
-func (s *settings) positiveInt(env string, dst *int) error {
+// Upper bounds of the serve settings: far above what one host serves, low
+// enough that the caps derived from them cannot overflow.
+const (
+	maxSessions    = 1_000_000
+	maxConnRate    = 1_000_000
+	maxClientCodes = 100_000 // otp.Limits.ClientIssues refuses more
+)
+
+// boundedInt reads an optional whole-number setting in 1..max into dst.
+func (s *settings) boundedInt(env string, max int, dst *int) error {
 	v := s.get(env)
 	if v == "" {
 		return nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		return s.explain(fmt.Errorf("%s: %q is not a positive whole number", env, v))
+	if err != nil || n < 1 || n > max {
+		return s.explain(fmt.Errorf("%s: %q is not a whole number from 1 to %d", env, v, max))
 	}
 	*dst = n
 	return nil

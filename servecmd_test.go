@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServeSettingErrors checks that every bad serve setting stops start-up
+// with exit status 2 and one line naming the flag that set it.
+func TestServeSettingErrors(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	notAKey := filepath.Join(dir, "not-a-key")
+	if err := os.WriteFile(notAKey, []byte("garbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // in stderr
+	}{
+		{"conn rate NaN", []string{"--conn-rate", "NaN"}, "--conn-rate (OTPLOGIN_CONN_RATE)"},
+		{"conn rate Inf", []string{"--conn-rate", "+Inf"}, "--conn-rate (OTPLOGIN_CONN_RATE)"},
+		{"conn rate zero", []string{"--conn-rate", "0"}, "--conn-rate (OTPLOGIN_CONN_RATE)"},
+		{"session cap overflows", []string{"--max-sessions", "9223372036854775807"}, "--max-sessions (OTPLOGIN_MAX_SESSIONS)"},
+		{"client session cap overflows", []string{"--max-sessions-per-client", "9223372036854775807"}, "--max-sessions-per-client (OTPLOGIN_MAX_SESSIONS_PER_CLIENT)"},
+		{"client codes above the otp bound", []string{"--client-codes", "200000"}, "--client-codes (OTPLOGIN_CLIENT_CODES)"},
+		{"unusable host key", []string{"--host-key", notAKey}, "--host-key (OTPLOGIN_HOST_KEY): host key " + notAKey},
+		{"listen address without port", []string{"--listen", "127.0.0.1"}, "--listen (OTPLOGIN_LISTEN)"},
+		{"listen address in use", []string{"--listen", busy.Addr().String()}, "--listen (OTPLOGIN_LISTEN)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "--outbox", filepath.Join(dir, "outbox"),
+				"--host-key", filepath.Join(dir, "host_key")}, tc.args...)
+			// A setting that is wrongly accepted starts the server: stop it.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			code := run(ctx, args, &stdout, &stderr, env(map[string]string{"GOGC": "100"}))
+			if code != exitConfigError {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitConfigError, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("stderr = %q, want it to name %q", stderr.String(), tc.want)
+			}
+		})
+	}
+}
