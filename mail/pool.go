@@ -9,7 +9,7 @@ import (
 // Connection reuse defaults.
 const (
 	DefaultMaxIdle     = 4
-	DefaultIdleTimeout = 10 * time.Second
+	DefaultIdleTimeout = 5 * time.Second
 	// maxPerConn caps messages per connection; some servers (Exchange)
 	// refuse more than a few dozen per session.
 	maxPerConn = 50
