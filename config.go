@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 	"time"
 
@@ -161,6 +162,10 @@ func openMailer(ctx context.Context, s *settings) (*mailer, error) {
 	if !cfg.Configured() {
 		outbox := s.get("OTPLOGIN_OUTBOX")
 		if m.dev, err = devserver.Start(ctx, outbox); err != nil {
+			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+				// The outbox folder cannot be made or used.
+				return nil, s.explain(fmt.Errorf("OTPLOGIN_OUTBOX: %w", err))
+			}
 			return nil, fmt.Errorf("starting the dev mail server: %w", err)
 		}
 		cfg = m.dev.Apply(cfg) // keeps the From and Subject the operator set

@@ -97,17 +97,25 @@ func TestMailTestRealServer(t *testing.T) {
 }
 
 func TestMailTestUsage(t *testing.T) {
-	for _, args := range [][]string{
-		{"mail-test"},
-		{"mail-test", "--to", "not an address"},
-		{"mail-test", "--to", "a@x\r\nBcc: v@evil.example"},
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string // in stderr
+	}{
+		{[]string{"mail-test"}, "--to"},
+		{[]string{"mail-test", "--to", "not an address"}, "--to"},
+		{[]string{"mail-test", "--to", "a@x\r\nBcc: v@evil.example"}, "--to"},
+		{[]string{"mail-test", "--to", "me@example.com", "--outbox", filepath.Join(notADir, "outbox")}, "--outbox (OTPLOGIN_OUTBOX)"},
 	} {
 		var stdout, stderr bytes.Buffer
-		if code := run(context.Background(), args, &stdout, &stderr, env(nil)); code != exitConfigError {
-			t.Errorf("%q: exit %d, want %d (stderr %q)", args, code, exitConfigError, stderr.String())
+		if code := run(context.Background(), tc.args, &stdout, &stderr, env(nil)); code != exitConfigError {
+			t.Errorf("%q: exit %d, want %d (stderr %q)", tc.args, code, exitConfigError, stderr.String())
 		}
-		if !strings.Contains(stderr.String(), "--to") {
-			t.Errorf("%q: stderr %q does not name --to", args, stderr.String())
+		if !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%q: stderr %q does not name %s", tc.args, stderr.String(), tc.want)
 		}
 	}
 }
