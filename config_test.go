@@ -90,6 +90,15 @@ func TestLocalLogRefusesSymlink(t *testing.T) {
 		t.Errorf("the symlink's target was created: %v", err)
 	}
 
+	// Given as a flag, the error names the flag.
+	s = newSettings("test", env(nil), localSettings)
+	if err := s.parse([]string{"--log-file", link}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := localLogger(s, &mailer{}); err == nil || !strings.HasPrefix(err.Error(), "--log-file (OTPLOGIN_LOG_FILE): ") {
+		t.Errorf("err = %v, want it to name --log-file", err)
+	}
+
 	s = newSettings("test", env(map[string]string{"OTPLOGIN_LOG_FILE": filepath.Join(dir, "real.log")}))
 	logger, closeLog, err := localLogger(s, &mailer{})
 	if err != nil {

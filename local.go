@@ -120,12 +120,12 @@ func localLogger(s *settings, m *mailer) (*log.Logger, func(), error) {
 		}
 		path = filepath.Join(filepath.Dir(outbox), "otplogin.log")
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, nil, configError{fmt.Errorf("OTPLOGIN_LOG_FILE: %w", err)}
+			return nil, nil, s.explain(fmt.Errorf("OTPLOGIN_LOG_FILE: %w", err))
 		}
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|oNoFollow, 0o600)
 	if err != nil {
-		return nil, nil, configError{fmt.Errorf("OTPLOGIN_LOG_FILE: %w", err)}
+		return nil, nil, s.explain(fmt.Errorf("OTPLOGIN_LOG_FILE: %w", err))
 	}
 	out := logwriter.New(f, 256) // the UI logs from Update, which must not wait on a disk
 	logger, err := newLogger(out, "text")
