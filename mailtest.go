@@ -11,10 +11,10 @@ import (
 
 // runMailTest sends one test message with the current mail settings and
 // says exactly what happened, for the operator setting up SMTP.
-func runMailTest(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
+func runMailTest(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	s := newSettings("otplogin mail-test", getenv, mailSettings)
 	to := s.fs.String("to", "", "address to send the test message to (required)")
-	s.fs.SetOutput(stdout)
+	s.fs.SetOutput(stderr) // like the other commands: stdout is for results
 	if err := s.parse(args); err != nil {
 		return err
 	}

@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "serve":
 		err = runServe(ctx, rest, stderr, getenv)
 	case "mail-test":
-		err = runMailTest(ctx, rest, stdout, getenv)
+		err = runMailTest(ctx, rest, stdout, stderr, getenv)
 	case "load":
 		err = load.Command(ctx, rest, stdout, stderr)
 	case "version":

@@ -109,6 +109,7 @@ func TestMailTestUsage(t *testing.T) {
 		{[]string{"mail-test", "--to", "not an address"}, "--to"},
 		{[]string{"mail-test", "--to", "a@x\r\nBcc: v@evil.example"}, "--to"},
 		{[]string{"mail-test", "--to", "me@example.com", "--outbox", filepath.Join(notADir, "outbox")}, "--outbox (OTPLOGIN_OUTBOX)"},
+		{[]string{"mail-test", "--bogus"}, "flag provided but not defined: -bogus"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), tc.args, &stdout, &stderr, env(nil)); code != exitConfigError {
@@ -116,6 +117,9 @@ func TestMailTestUsage(t *testing.T) {
 		}
 		if !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%q: stderr %q does not name %s", tc.args, stderr.String(), tc.want)
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("%q: stdout = %q, want nothing", tc.args, stdout.String())
 		}
 	}
 }
