@@ -6,9 +6,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	gossh "golang.org/x/crypto/ssh"
 )
@@ -31,9 +33,11 @@ func DefaultHostKeyPath() string {
 // generates an ed25519 key and writes it (mode 0600, missing directories
 // 0700), so the server keeps the same identity across restarts. An unreadable
 // or unparsable file is an error naming the path: the server must never
-// replace a key that clients have already learned.
+// replace a key that clients have already learned. So is a file that other
+// users may read, as sshd has it: whoever reads the key can impersonate the
+// server.
 func LoadHostKey(path string) (gossh.Signer, error) {
-	data, err := os.ReadFile(path)
+	data, err := readHostKey(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return createHostKey(path)
 	}
@@ -45,6 +49,22 @@ func LoadHostKey(path string) (gossh.Signer, error) {
 		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, err)
 	}
 	return signer, nil
+}
+
+func readHostKey(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("mode %04o lets other users read it; chmod 600 it", perm)
+	}
+	return io.ReadAll(io.LimitReader(f, 64<<10)) // a key is a few hundred bytes
 }
 
 func createHostKey(path string) (gossh.Signer, error) {

@@ -435,6 +435,12 @@ func TestBadHostKeyFile(t *testing.T) {
 		{"empty", write("")},
 		{"truncated", write("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n")},
 		{"directory", func(path string) error { return os.Mkdir(path, 0o700) }}, // unreadable even for root
+		{"readable by others", func(path string) error {
+			if _, err := LoadHostKey(path); err != nil { // a good key
+				return err
+			}
+			return os.Chmod(path, 0o644)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "host_key")
