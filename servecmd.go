@@ -137,7 +137,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the debug endpoint if the server fails to start
 	if debugAddr != "" {
+		// Wait for the endpoint (it stops within a second of cancel) so that
+		// its last log line comes before the log is closed.
+		debugDone := make(chan struct{})
+		defer func() { cancel(); <-debugDone }()
 		go func() {
+			defer close(debugDone)
 			if err := srv.ServeDebug(ctx, debugAddr); err != nil {
 				logger.Error("debug endpoint stopped", "err", err)
 			}
