@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otplogin/otplogin/internal/leakcheck"
 )
 
 // TestServeSettingErrors checks that every bad serve setting stops start-up
@@ -54,5 +56,24 @@ func TestServeSettingErrors(t *testing.T) {
 				t.Errorf("stderr = %q, want it to name %q", stderr.String(), tc.want)
 			}
 		})
+	}
+}
+
+// TestServeStopsCleanly runs serve with its debug endpoint until the context
+// ends: it exits 0 and leaves no goroutine behind.
+func TestServeStopsCleanly(t *testing.T) {
+	leakcheck.Check(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--debug-addr", "127.0.0.1:0",
+		"--outbox", filepath.Join(dir, "outbox"), "--host-key", filepath.Join(dir, "host_key")},
+		&stdout, &stderr, env(map[string]string{"GOGC": "100"}))
+	if code != exitOK {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "listening") || !strings.Contains(stderr.String(), "stopped") {
+		t.Errorf("stderr = %q, want the listening and stopped lines", stderr.String())
 	}
 }
