@@ -91,13 +91,22 @@ func (s *settings) get(env string) string {
 	return s.getenv(env)
 }
 
+// label names the setting env as the operator gave it: "--flag (ENV)" when
+// it came from a flag, else ENV.
+func (s *settings) label(env string) string {
+	if f, ok := s.flagged[env]; ok {
+		return "--" + f + " (" + env + ")"
+	}
+	return env
+}
+
 // explain makes err a configError and, when it names an environment
 // variable whose value came from a flag, names the flag too.
 func (s *settings) explain(err error) error {
 	msg := err.Error()
-	for env, f := range s.flagged {
-		if strings.HasPrefix(msg, env+":") {
-			return configError{fmt.Errorf("--%s (%s)%s", f, env, strings.TrimPrefix(msg, env))}
+	for env := range s.flagged {
+		if rest, ok := strings.CutPrefix(msg, env+":"); ok {
+			return configError{fmt.Errorf("%s:%s", s.label(env), rest)}
 		}
 	}
 	var ce configError

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,5 +112,24 @@ func TestLocalLogRefusesSymlink(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(dir, "real.log"))
 	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() == 0 {
 		t.Fatalf("log file: %v, err %v; want a non-empty 0600 file", fi, err)
+	}
+}
+
+func TestRedisUnavailableNamesTheFlag(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close() // nothing listens here now
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(),
+		[]string{"--redis-url", "redis://" + closed + "/0", "--outbox", filepath.Join(t.TempDir(), "outbox")},
+		&stdout, &stderr, env(map[string]string{"OTPLOGIN_SECRET": strings.Repeat("0f", 32)}))
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d; stderr %q", code, exitFailed, stderr.String())
+	}
+	if !strings.HasPrefix(stderr.String(), "otplogin: --redis-url (OTPLOGIN_REDIS_URL): ") {
+		t.Errorf("stderr = %q, want it to name --redis-url", stderr.String())
 	}
 }

@@ -44,10 +44,11 @@ func openService(ctx context.Context, s *settings, m *mailer, logger *log.Logger
 		// go-redis logs through a process-wide logger that writes to stderr,
 		// under the local UI; send it to the operator log instead.
 		redis.SetLogger(redisLog{logger})
-		rs, err := redisstore.Open(ctx, redisURL, redisstore.Options{})
+		rs, err := redisstore.Open(ctx, redisURL, redisstore.Options{Secret: key})
 		if err != nil {
 			if errors.Is(err, otp.ErrUnavailable) {
-				return nil, fmt.Errorf("OTPLOGIN_REDIS_URL: %w", err)
+				// Not a bad setting (exit 1), but say which one to check.
+				return nil, fmt.Errorf("%s: %w", s.label("OTPLOGIN_REDIS_URL"), err)
 			}
 			return nil, s.explain(fmt.Errorf("OTPLOGIN_REDIS_URL: %w", err))
 		}
