@@ -89,27 +89,6 @@ func (h *hasher) mac(addrKey string, code []byte) *macState {
 	return m
 }
 
-// Kinds of storeID.
-const (
-	idAddress = 'a'
-	idClient  = 'c'
-)
-
-// storeID is the name a Store knows an address key or a client by: the
-// HMAC of 0x01, kind and v. Unkeyed, a copy of the store (a Redis dump)
-// could be matched against a list of known addresses or the IPv4 space;
-// keyed, it says nothing without the server key. The leading 0x01 keeps
-// these inputs apart from code MACs, whose address keys are printable
-// ASCII.
-func (h *hasher) storeID(kind byte, v string) string {
-	m := h.pool.Get().(*macState)
-	m.buf = append(append(m.buf[:0], 1, kind), v...)
-	m.sum()
-	id := string(m.out[:])
-	h.pool.Put(m)
-	return id
-}
-
 // sum computes the MAC of buf into out.
 func (m *macState) sum() {
 	m.mac.Reset()

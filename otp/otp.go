@@ -198,8 +198,7 @@ func (s *Service) Request(ctx context.Context, address, client string) (Ticket, 
 		ExpiresAt: now.Add(s.ttl),
 		ResendAt:  now.Add(s.lim.ResendCooldown),
 	}
-	id := s.hash.storeID(idAddress, key)
-	res, err := s.store.Issue(ctx, id, s.hash.storeID(idClient, client), p, now, s.lim)
+	res, err := s.store.Issue(ctx, key, client, p, now, s.lim)
 	if err != nil {
 		return Ticket{}, storeErr(err)
 	}
@@ -226,7 +225,7 @@ func (s *Service) Request(ctx context.Context, address, client string) (Ticket, 
 	// cooldown. Run even if ctx is done, since that may be why sending failed.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	if derr := s.store.Discard(dctx, id, p.Hash); derr != nil {
+	if derr := s.store.Discard(dctx, key, p.Hash); derr != nil {
 		s.log.Error("otp: discard after failed delivery", "to", mask.Address(addr), "err", derr)
 	}
 	rejected := flag(err, func(e interface{ AddressRejected() bool }) bool { return e.AddressRejected() })
@@ -284,15 +283,14 @@ func (s *Service) Verify(ctx context.Context, address, code string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	id := s.hash.storeID(idAddress, key)
-	p, err := s.store.Attempt(ctx, id, s.now(), s.lim)
+	p, err := s.store.Attempt(ctx, key, s.now(), s.lim)
 	if err != nil {
 		return storeErr(err)
 	}
 	if !s.hash.equal(p.Hash, key, digits) {
 		return &WrongCodeError{AttemptsLeft: max(s.lim.MaxAttempts-p.Attempts, 0)}
 	}
-	won, err := s.store.Consume(ctx, id, p.Hash)
+	won, err := s.store.Consume(ctx, key, p.Hash)
 	if err != nil {
 		return storeErr(err)
 	}

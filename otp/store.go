@@ -41,10 +41,11 @@ type IssueResult struct {
 // server-side script. A Store compares no codes; the Service does that in
 // constant time. The conformance suite in otp/storetest pins these rules.
 //
-// Keys: addr and client are opaque strings (32 bytes, not text) that the
-// Service derives from the lower-cased address and the client identity
-// with its HMAC key, so that a copy of a store names nobody. Services that
-// share a store must share the key.
+// Keys: addr is the lower-cased normalised address and client the client
+// identity, as the Service has them. A store that keeps them outside the
+// process should name them by a keyed hash, so that a copy of it names
+// nobody (the Redis store does); the memory store needs no hashing, which
+// keeps Verify at one HMAC.
 //
 // Time: every rule is decided with the now passed in, never a store's own
 // clock, and times are kept to at least millisecond precision. A store may

@@ -15,7 +15,7 @@ func benchStores(b *testing.B, run func(b *testing.B, store otp.Store)) {
 	srv := redistest.Start(b)
 	b.Run("store=memory", func(b *testing.B) { run(b, otp.NewMemoryStore()) })
 	b.Run("store=redis", func(b *testing.B) {
-		s, err := Open(b.Context(), srv.URL(), Options{Prefix: fmt.Sprintf("bench:%s:%d:", b.Name(), b.N)})
+		s, err := Open(b.Context(), srv.URL(), Options{Prefix: fmt.Sprintf("bench:%s:%d:", b.Name(), b.N), Secret: sharedKey})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -9,12 +9,11 @@
 // clock; Redis key expiry, set with slack past the last time a key matters,
 // only collects garbage.
 //
-// Keys live under a prefix (default "otplogin:"). The otp Service names
-// addresses and clients by HMACs under its key, which appear in key names
-// as SHA-256 hex digests (fixed length, printable), and values hold only
-// code HMACs, counters and times: a dump or MONITOR of the database lists
-// no email address, client or code, and without the key it cannot be
-// matched against a list of known ones either.
+// Keys live under a prefix (default "otplogin:"). Addresses and clients
+// appear in key names only as HMAC-SHA256 digests under Options.Secret, and
+// values hold only code HMACs, counters and times: a dump or MONITOR of the
+// database lists no email address, client or code, and without the secret
+// it cannot be matched against a list of known ones either.
 //
 // Deployment notes. Every script touches the shared index of pending codes,
 // so all keys must live on one Redis primary: Open connects to a single
@@ -27,15 +26,19 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"net"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -74,6 +77,10 @@ type Options struct {
 	// Prefix namespaces every key. Replicas sharing codes must use the same
 	// prefix; different prefixes keep deployments apart on one database.
 	Prefix string
+	// Secret keys the digests that name addresses and clients in Redis
+	// (at least 16 bytes; required). Replicas sharing codes must share it;
+	// otplogin uses OTPLOGIN_SECRET, the key codes are hashed with.
+	Secret []byte
 	// Timeout bounds every call to Redis, connecting included (default 1s).
 	// Connection settings in the URL's query (dial_timeout, read_timeout,
 	// pool_size, ...) take precedence; retries stay off whatever it says.
@@ -82,6 +89,7 @@ type Options struct {
 
 // Store is an otp.Store in Redis. It is safe for concurrent use.
 type Store struct {
+	names   *namer
 	rdb     *redis.Client
 	addr    string
 	prefix  string
@@ -97,6 +105,9 @@ var _ otp.Store = (*Store)(nil)
 // password; an unreachable server gives an error matching
 // otp.ErrUnavailable.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	if len(opts.Secret) < 16 {
+		return nil, errors.New("redisstore: Options.Secret must be at least 16 bytes")
+	}
 	o, err := redis.ParseURL(rawURL)
 	if err != nil {
 		// url.Error repeats the URL, password included.
@@ -145,7 +156,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	o.PipelinePoolSize = -1 // no pipelines here: no second pool
 	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 
-	s := &Store{rdb: redis.NewClient(o), addr: o.Addr, prefix: opts.Prefix, timeout: opts.Timeout}
+	s := &Store{names: newNamer(opts.Secret), rdb: redis.NewClient(o), addr: o.Addr, prefix: opts.Prefix, timeout: opts.Timeout}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
@@ -160,9 +171,9 @@ func (s *Store) Close() error { return s.rdb.Close() }
 
 // Issue implements otp.Store.
 func (s *Store) Issue(ctx context.Context, addr, client string, p otp.Pending, now time.Time, lim otp.Limits) (otp.IssueResult, error) {
-	id := digest(addr)
+	id := s.names.name('a', addr)
 	keys := []string{s.key("code:", id), s.key("fail:", id), s.key("issues:addr:", id),
-		s.key("issues:client:", digest(client)), s.key("pending", "")}
+		s.key("issues:client:", s.names.name('c', client)), s.key("pending", "")}
 	args := make([]any, 0, 19)
 	args = append(args, id, p.Hash)
 	args = appendTime(args, p.IssuedAt)
@@ -193,7 +204,7 @@ func (s *Store) Issue(ctx context.Context, addr, client string, p otp.Pending, n
 
 // Attempt implements otp.Store.
 func (s *Store) Attempt(ctx context.Context, addr string, now time.Time, lim otp.Limits) (otp.Pending, error) {
-	id := digest(addr)
+	id := s.names.name('a', addr)
 	keys := []string{s.key("code:", id), s.key("fail:", id)}
 	args := make([]any, 0, 6)
 	args = appendTime(args, now)
@@ -226,7 +237,7 @@ func (s *Store) Discard(ctx context.Context, addr string, hash []byte) error {
 }
 
 func (s *Store) remove(ctx context.Context, op, addr string, hash []byte, refund bool) (bool, error) {
-	id := digest(addr)
+	id := s.names.name('a', addr)
 	keys := []string{s.key("code:", id), s.key("fail:", id), s.key("pending", "")}
 	flag := "0"
 	if refund {
@@ -243,11 +254,26 @@ func (s *Store) remove(ctx context.Context, op, addr string, hash []byte, refund
 
 func (s *Store) key(kind, id string) string { return s.prefix + kind + id }
 
-// digest turns an address or client identity, which may be any bytes,
-// into a fixed-length printable key part.
-func digest(v string) string {
-	sum := sha256.Sum256([]byte(v))
-	return hex.EncodeToString(sum[:])
+// namer names addresses and clients in keys: hex of HMAC-SHA256 under the
+// secret, fixed-length and printable whatever the input. Keyed, because an
+// unkeyed digest of a dump could be matched against a list of known
+// addresses or the whole IPv4 space.
+type namer struct{ pool sync.Pool }
+
+func newNamer(secret []byte) *namer {
+	key := bytes.Clone(secret)
+	return &namer{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+}
+
+// name is kind's name for v; kind keeps an address and a client with the
+// same text apart.
+func (n *namer) name(kind byte, v string) string {
+	m := n.pool.Get().(hash.Hash)
+	defer n.pool.Put(m)
+	m.Reset()
+	m.Write([]byte{kind})
+	m.Write([]byte(v))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 func appendTime(args []any, t time.Time) []any {

@@ -44,6 +44,9 @@ func open(t *testing.T, srv *redistest.Server, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = "test:" + strings.NewReplacer("/", ":", " ", "_").Replace(t.Name()) + ":"
 	}
+	if opts.Secret == nil {
+		opts.Secret = sharedKey
+	}
 	s, err := Open(testCtx(t), srv.URL(), opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -85,9 +88,17 @@ func TestOpenErrors(t *testing.T) {
 		// on the path who presents a certificate.
 		{"skip_verify", "rediss://user:s3cret@127.0.0.1" + port + "/0?skip_verify=true", false},
 	}
+	t.Run("no secret", func(t *testing.T) {
+		if s, err := Open(testCtx(t), "redis://127.0.0.1"+port, Options{Secret: []byte("short")}); err == nil || !strings.Contains(err.Error(), "Secret") {
+			if s != nil {
+				s.Close()
+			}
+			t.Fatalf("Open with a 5-byte secret: %v, want an error naming Secret", err)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := Open(testCtx(t), tt.url, Options{Timeout: time.Second})
+			s, err := Open(testCtx(t), tt.url, Options{Secret: sharedKey, Timeout: time.Second})
 			if err == nil {
 				s.Close()
 				t.Fatal("Open succeeded")
@@ -346,5 +357,20 @@ func TestNoScript(t *testing.T) {
 	}
 	if _, err := s.Attempt(testCtx(t), "f@example.com", base, testLimits); err != nil {
 		t.Fatalf("Attempt after SCRIPT FLUSH: %v", err)
+	}
+}
+
+// TestSecretNamesKeys: stores with different secrets on one prefix name the
+// same address differently, so neither sees the other's code.
+func TestSecretNamesKeys(t *testing.T) {
+	srv := redistest.Start(t)
+	a := open(t, srv, Options{Prefix: "same:", Secret: []byte("0123456789abcdef-a")})
+	b := open(t, srv, Options{Prefix: "same:", Secret: []byte("0123456789abcdef-b")})
+	issue(t, a, "frank@example.com", "192.0.2.8", base)
+	if _, err := b.Attempt(testCtx(t), "frank@example.com", base, testLimits); !errors.Is(err, otp.ErrNoCode) {
+		t.Fatalf("other secret: %v, want ErrNoCode", err)
+	}
+	if _, err := a.Attempt(testCtx(t), "frank@example.com", base, testLimits); err != nil {
+		t.Fatalf("same secret: %v", err)
 	}
 }

@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -226,7 +228,8 @@ func TestDumpShowsNoSecrets(t *testing.T) {
 	}
 	// Nor anything one can compute from a list of candidate addresses or
 	// IPs without the server key.
-	guesses := []string{digest("mallory.secret@example.com"), digest("Mallory.Secret@example.com"), digest(client)}
+	unkeyed := func(v string) string { sum := sha256.Sum256([]byte(v)); return hex.EncodeToString(sum[:]) }
+	guesses := []string{unkeyed("mallory.secret@example.com"), unkeyed("mallory.secret@example.com"), unkeyed(client)}
 	for _, v := range dump {
 		lv := strings.ToLower(v)
 		if strings.Contains(lv, "mallory") || strings.Contains(v, client) || v == code {
