@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,21 +60,57 @@ func TestServeSettingErrors(t *testing.T) {
 	}
 }
 
-// TestServeStopsCleanly runs serve with its debug endpoint until the context
-// ends: it exits 0 and leaves no goroutine behind.
+// TestServeStopsCleanly runs serve with its debug endpoint and cancels it
+// once both listen: it exits 0 and leaves no goroutine behind.
 func TestServeStopsCleanly(t *testing.T) {
 	leakcheck.Check(t)
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr bytes.Buffer
-	code := run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--debug-addr", "127.0.0.1:0",
-		"--outbox", filepath.Join(dir, "outbox"), "--host-key", filepath.Join(dir, "host_key")},
-		&stdout, &stderr, env(map[string]string{"GOGC": "100"}))
-	if code != exitOK {
-		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr.String())
+	var stdout bytes.Buffer
+	var stderr lockedBuffer
+	codec := make(chan int, 1)
+	go func() {
+		codec <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--debug-addr", "127.0.0.1:0",
+			"--outbox", filepath.Join(dir, "outbox"), "--host-key", filepath.Join(dir, "host_key")},
+			&stdout, &stderr, env(map[string]string{"GOGC": "100"}))
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), "listening") || !strings.Contains(stderr.String(), "debug endpoint addr=127.0.0.1:") {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start both listeners; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if !strings.Contains(stderr.String(), "listening") || !strings.Contains(stderr.String(), "stopped") {
-		t.Errorf("stderr = %q, want the listening and stopped lines", stderr.String())
+	cancel()
+	select {
+	case code := <-codec:
+		if code != exitOK {
+			t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop after cancel")
 	}
+	if !strings.Contains(stderr.String(), "stopped") {
+		t.Errorf("stderr = %q, want the stopped line", stderr.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer the server's log writer and the test may
+// use at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
