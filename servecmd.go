@@ -159,15 +159,15 @@ const (
 	maxClientCodes = 100_000 // otp.Limits.ClientIssues refuses more
 )
 
-// boundedInt reads an optional whole-number setting in 1..max into dst.
-func (s *settings) boundedInt(env string, max int, dst *int) error {
+// boundedInt reads an optional whole-number setting in 1..hi into dst.
+func (s *settings) boundedInt(env string, hi int, dst *int) error {
 	v := s.get(env)
 	if v == "" {
 		return nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > max {
-		return s.explain(fmt.Errorf("%s: %q is not a whole number from 1 to %d", env, v, max))
+	if err != nil || n < 1 || n > hi {
+		return s.explain(fmt.Errorf("%s: %q is not a whole number from 1 to %d", env, v, hi))
 	}
 	*dst = n
 	return nil
