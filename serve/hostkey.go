@@ -31,11 +31,12 @@ func DefaultHostKeyPath() string {
 
 // LoadHostKey reads the SSH host key at path. When there is no file there it
 // generates an ed25519 key and writes it (mode 0600, missing directories
-// 0700), so the server keeps the same identity across restarts. An unreadable
-// or unparsable file is an error naming the path: the server must never
-// replace a key that clients have already learned. So is a file that other
-// users may read, as sshd has it: whoever reads the key can impersonate the
-// server.
+// 0700), so the server keeps the same identity across restarts; replicas
+// that start at once on a new shared file all get the one key written. An
+// unreadable or unparsable file is an error naming the path: the server must
+// never replace a key that clients have already learned. So is a file that
+// other users may read, as sshd has it: whoever reads the key can
+// impersonate the server.
 func LoadHostKey(path string) (gossh.Signer, error) {
 	data, err := readHostKey(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -76,15 +77,18 @@ func createHostKey(path string) (gossh.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: encode: %w", ErrHostKey, path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, err)
 	}
-	// O_EXCL: if another process created the key meanwhile, fail rather than
-	// overwrite the identity it may already have shown to clients.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written in full under a temporary name (0600), then linked into place:
+	// nobody ever reads half a key, and the link fails if a key exists, so
+	// one that another replica published meanwhile is read, not replaced.
+	f, err := os.CreateTemp(dir, ".otplogin-host-key-*")
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, err)
 	}
+	defer os.Remove(f.Name())
 	_, werr := f.Write(pem.EncodeToMemory(block))
 	if werr == nil {
 		werr = f.Sync()
@@ -92,8 +96,13 @@ func createHostKey(path string) (gossh.Signer, error) {
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}
+	if werr == nil {
+		werr = os.Link(f.Name(), path)
+	}
+	if errors.Is(werr, fs.ErrExist) {
+		return LoadHostKey(path)
+	}
 	if werr != nil {
-		_ = os.Remove(path) // a half-written key would fail every later start
 		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, werr)
 	}
 	signer, err := gossh.NewSignerFromKey(priv)

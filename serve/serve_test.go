@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -456,5 +457,34 @@ func TestBadHostKeyFile(t *testing.T) {
 				t.Error("the bad key file was changed")
 			}
 		})
+	}
+}
+
+// TestHostKeyCreatedOnce starts replicas at once on a new shared key file:
+// every one must come up with the same key, none with half a file.
+func TestHostKeyCreatedOnce(t *testing.T) {
+	for round := range 5 {
+		path := filepath.Join(t.TempDir(), "host_key")
+		keys := make([]string, 8)
+		errs := make([]error, len(keys))
+		var wg sync.WaitGroup
+		for i := range keys {
+			wg.Go(func() {
+				signer, err := LoadHostKey(path)
+				if err == nil {
+					keys[i] = string(signer.PublicKey().Marshal())
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for i := range keys {
+			if errs[i] != nil || keys[i] != keys[0] {
+				t.Fatalf("round %d, replica %d: err %v, same key %v", round, i, errs[i], keys[i] == keys[0])
+			}
+		}
+		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".otplogin-host-key-*")); len(left) > 0 {
+			t.Errorf("temporary files left: %v", left)
+		}
 	}
 }
