@@ -133,3 +133,23 @@ func TestRedisUnavailableNamesTheFlag(t *testing.T) {
 		t.Errorf("stderr = %q, want it to name --redis-url", stderr.String())
 	}
 }
+
+func TestLocalLogRefusesAnotherUsersFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another user")
+	}
+	path := filepath.Join(t.TempDir(), "otplogin.log")
+	if err := os.WriteFile(path, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil { // nobody
+		t.Fatal(err)
+	}
+	s := newSettings("test", env(map[string]string{"OTPLOGIN_LOG_FILE": path}))
+	if _, _, err := localLogger(s, &mailer{}); err == nil || !strings.Contains(err.Error(), "another user") {
+		t.Fatalf("err = %v, want a refusal of another user's file", err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() != 0 {
+		t.Errorf("the other user's file was written: %v, %v", fi, err)
+	}
+}

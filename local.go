@@ -127,6 +127,10 @@ func localLogger(s *settings, m *mailer) (*log.Logger, func(), error) {
 	if err != nil {
 		return nil, nil, s.explain(fmt.Errorf("OTPLOGIN_LOG_FILE: %w", err))
 	}
+	if fi, err := f.Stat(); err != nil || ownedByOther(fi) {
+		f.Close()
+		return nil, nil, s.explain(fmt.Errorf("OTPLOGIN_LOG_FILE: %s belongs to another user, who could read the log", path))
+	}
 	out := logwriter.New(f, 256) // the UI logs from Update, which must not wait on a disk
 	logger, err := newLogger(out, "text")
 	if err != nil {
