@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -61,15 +60,6 @@ func (p Process) Stats(context.Context) (Sample, error) {
 		s.Sessions = p.Sessions()
 	}
 	return s, nil
-}
-
-// selfCPU is the CPU time this process has used.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // statusKiB reads a "Key:   1234 kB" line of /proc/<pid>/status as bytes.
