@@ -298,26 +298,30 @@ func (r *runner) run(parent context.Context) Report {
 	return rep
 }
 
-// logins runs login sessions, cfg.Concurrency at a time.
-func (r *runner) logins(ctx context.Context) {
+// eachSession calls do for every session index, cfg.Concurrency at a time,
+// and returns when all calls have.
+func (r *runner) eachSession(do func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range r.cfg.Concurrency {
 		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= r.cfg.Sessions {
-					return
-				}
-				if ctx.Err() != nil {
-					r.record(result{err: phaseErr("start", ctx.Err())})
-					continue
-				}
-				r.record(r.login(ctx, r.cfg.RunID, i))
+			for i := int(next.Add(1)) - 1; i < r.cfg.Sessions; i = int(next.Add(1)) - 1 {
+				do(i)
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// logins runs login sessions, cfg.Concurrency at a time.
+func (r *runner) logins(ctx context.Context) {
+	r.eachSession(func(i int) {
+		if ctx.Err() != nil {
+			r.record(result{err: phaseErr("start", ctx.Err())})
+			return
+		}
+		r.record(r.login(ctx, r.cfg.RunID, i))
+	})
 }
 
 // login runs session i of run runID through the whole login.
@@ -375,22 +379,11 @@ func (r *runner) login(ctx context.Context, runID string, i int) result {
 // sent during it.
 func (r *runner) idle(ctx context.Context) (peak Sample, cpu time.Duration, rx int64) {
 	sessions := make([]*sshSession, r.cfg.Sessions)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range r.cfg.Concurrency {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= r.cfg.Sessions {
-					return
-				}
-				s, res := r.open(ctx, r.cfg.RunID, i)
-				sessions[i] = s
-				r.record(res)
-			}
-		})
-	}
-	wg.Wait()
+	r.eachSession(func(i int) {
+		s, res := r.open(ctx, r.cfg.RunID, i)
+		sessions[i] = s
+		r.record(res)
+	})
 	defer func() {
 		var cwg sync.WaitGroup
 		for _, s := range sessions {
