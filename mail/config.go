@@ -202,9 +202,24 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		c.Timeout = d
 	}
 	if err := c.Validate(); err != nil {
+		if rawURL != "" {
+			err = namedByURL(err)
+		}
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// namedByURL renames an error about a server setting that came from
+// OTPLOGIN_SMTP_URL, so that it names the variable the operator set.
+func namedByURL(err error) error {
+	msg := err.Error()
+	for _, name := range []string{EnvHost, EnvPort, EnvUsername, EnvSecurity} {
+		if rest, ok := strings.CutPrefix(msg, name+":"); ok {
+			return errors.New(EnvURL + ":" + rest)
+		}
+	}
+	return err
 }
 
 // SetURL replaces the server part of c (host, port, username, password,
