@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
+	"charm.land/log/v2"
 	"golang.org/x/time/rate"
 
 	"github.com/otplogin/otplogin/internal/logwriter"
@@ -47,37 +48,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err != nil {
 		return s.explain(err)
 	}
-	cfg := serve.Config{
-		Listen:      s.get("OTPLOGIN_LISTEN"),
-		HostKeyPath: s.get("OTPLOGIN_HOST_KEY"),
-		Logger:      logger,
-	}
-	if err := s.boundedInt("OTPLOGIN_MAX_SESSIONS", maxSessions, &cfg.MaxSessions); err != nil {
+	cfg, flags, err := serveConfig(s, logger)
+	if err != nil {
 		return err
-	}
-	if err := s.boundedInt("OTPLOGIN_MAX_SESSIONS_PER_CLIENT", maxSessions, &cfg.MaxSessionsPerClient); err != nil {
-		return err
-	}
-	if v := s.get("OTPLOGIN_CONN_RATE"); v != "" {
-		// ParseFloat also takes NaN, which no comparison rejects and which
-		// would refuse every connection, and Inf, which means no limit.
-		r, err := strconv.ParseFloat(v, 64)
-		if err != nil || !(r > 0 && r <= maxConnRate) {
-			return s.explain(fmt.Errorf("OTPLOGIN_CONN_RATE: %q is not a number of connections per second above 0 and at most %d", v, maxConnRate))
-		}
-		cfg.ConnRate = rate.Limit(r)
-	}
-	if cfg.TrustedProxies, err = s.prefixes("OTPLOGIN_TRUSTED_PROXIES"); err != nil {
-		return err
-	}
-	var clientCodes int
-	if err := s.boundedInt("OTPLOGIN_CLIENT_CODES", maxClientCodes, &clientCodes); err != nil {
-		return err
-	}
-	debugAddr := s.get("OTPLOGIN_DEBUG_ADDR")
-	if ap, err := netip.ParseAddrPort(debugAddr); debugAddr != "" && (err != nil || !ap.Addr().IsLoopback()) {
-		// The endpoint has no authentication and shows the heap.
-		return s.explain(fmt.Errorf("OTPLOGIN_DEBUG_ADDR: %q is not a loopback address and port, e.g. 127.0.0.1:6060", debugAddr))
 	}
 
 	if getenv("GOGC") == "" {
@@ -96,8 +69,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		logger.Warn("DEV MODE: mail is not delivered; codes are saved in the outbox, which SSH users never see", "outbox", m.dev.Outbox())
 	}
 	svc, err := openService(ctx, s, m, logger, func(c *otp.Config) {
-		if clientCodes > 0 {
-			c.Limits.ClientIssues = clientCodes
+		if flags.clientCodes > 0 {
+			c.Limits.ClientIssues = flags.clientCodes
 		}
 	})
 	if err != nil {
@@ -136,19 +109,66 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the debug endpoint if the server fails to start
-	if debugAddr != "" {
+	if flags.debugAddr != "" {
 		// Wait for the endpoint (it stops within a second of cancel) so that
 		// its last log line comes before the log is closed.
 		debugDone := make(chan struct{})
 		defer func() { cancel(); <-debugDone }()
 		go func() {
 			defer close(debugDone)
-			if err := srv.ServeDebug(ctx, debugAddr); err != nil {
+			if err := srv.ServeDebug(ctx, flags.debugAddr); err != nil {
 				logger.Error("debug endpoint stopped", "err", err)
 			}
 		}()
 	}
 	return srv.Serve(ctx, l)
+}
+
+// serveFlags are the serve settings that configure something other than
+// the SSH server.
+type serveFlags struct {
+	clientCodes int    // otp per-client codes per hour; 0: the default
+	debugAddr   string // loopback address of /stats and /debug/pprof; "": off
+}
+
+// serveConfig reads the SSH server's settings, each bad one an error that
+// names it.
+func serveConfig(s *settings, logger *log.Logger) (serve.Config, serveFlags, error) {
+	var flags serveFlags
+	cfg := serve.Config{
+		Listen:      s.get("OTPLOGIN_LISTEN"),
+		HostKeyPath: s.get("OTPLOGIN_HOST_KEY"),
+		Logger:      logger,
+	}
+	if err := s.boundedInt("OTPLOGIN_MAX_SESSIONS", maxSessions, &cfg.MaxSessions); err != nil {
+		return cfg, flags, err
+	}
+	if err := s.boundedInt("OTPLOGIN_MAX_SESSIONS_PER_CLIENT", maxSessions, &cfg.MaxSessionsPerClient); err != nil {
+		return cfg, flags, err
+	}
+	if v := s.get("OTPLOGIN_CONN_RATE"); v != "" {
+		// ParseFloat also takes NaN, which no comparison rejects and which
+		// would refuse every connection, and Inf, which means no limit.
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(r > 0 && r <= maxConnRate) {
+			return cfg, flags, s.explain(fmt.Errorf("OTPLOGIN_CONN_RATE: %q is not a number of connections per second above 0 and at most %d", v, maxConnRate))
+		}
+		cfg.ConnRate = rate.Limit(r)
+	}
+	var err error
+	if cfg.TrustedProxies, err = s.prefixes("OTPLOGIN_TRUSTED_PROXIES"); err != nil {
+		return cfg, flags, err
+	}
+	if err := s.boundedInt("OTPLOGIN_CLIENT_CODES", maxClientCodes, &flags.clientCodes); err != nil {
+		return cfg, flags, err
+	}
+	debugAddr := s.get("OTPLOGIN_DEBUG_ADDR")
+	if ap, err := netip.ParseAddrPort(debugAddr); debugAddr != "" && (err != nil || !ap.Addr().IsLoopback()) {
+		// The endpoint has no authentication and shows the heap.
+		return cfg, flags, s.explain(fmt.Errorf("OTPLOGIN_DEBUG_ADDR: %q is not a loopback address and port, e.g. 127.0.0.1:6060", debugAddr))
+	}
+	flags.debugAddr = debugAddr
+	return cfg, flags, nil
 }
 
 // Upper bounds of the serve settings: far above what one host serves, low
