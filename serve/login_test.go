@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"regexp"
 	"strings"
 	"testing"
@@ -56,20 +57,17 @@ func startLoginServer(t *testing.T, mutate func(*Config)) *loginServer {
 // code.
 func (ls *loginServer) code(t *testing.T, to string) string {
 	t.Helper()
-	deadline := time.Now().Add(waitTime)
-	for {
-		if msg, ok := ls.dev.Latest(to); ok {
-			code, err := mail.CodeFromMessage(msg.Raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return code
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no mail for %s", to)
-		}
-		time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), waitTime)
+	defer cancel()
+	msg, err := ls.dev.WaitFor(ctx, to, time.Time{})
+	if err != nil {
+		t.Fatalf("no mail for %s: %v", to, err)
 	}
+	code, err := mail.CodeFromMessage(msg.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
 }
 
 func TestFullLogin(t *testing.T) {
