@@ -56,6 +56,10 @@ func TestMailTestRealServer(t *testing.T) {
 	settings := map[string]string{
 		"OTPLOGIN_SMTP_CA_FILE": ca,
 		"OTPLOGIN_MAIL_FROM":    "Login <login@example.org>",
+		// --smtp-url names the whole server: split variables left in the
+		// environment must neither conflict with it nor be used.
+		"OTPLOGIN_SMTP_HOST": "stale.example",
+		"OTPLOGIN_SMTP_PORT": "2525",
 	}
 	url := fmt.Sprintf("smtp://user:secret@%s", srv.Addr())
 
@@ -87,6 +91,8 @@ func TestMailTestRealServer(t *testing.T) {
 
 	// A wrong password, from the environment, is an operator error too.
 	stderr.Reset()
+	delete(settings, "OTPLOGIN_SMTP_HOST")
+	delete(settings, "OTPLOGIN_SMTP_PORT")
 	settings["OTPLOGIN_SMTP_URL"] = fmt.Sprintf("smtp://user:wrong@%s", srv.Addr())
 	if code := run(context.Background(), []string{"mail-test", "--to", "me@example.com"}, &stdout, &stderr, env(settings)); code != exitFailed {
 		t.Fatalf("bad password: exit %d", code)
