@@ -82,7 +82,7 @@ func localLogin(ctx context.Context, s *settings) (string, error) {
 	if err != nil && !errors.Is(err, tea.ErrProgramKilled) {
 		return "", fmt.Errorf("terminal: %w", err)
 	}
-	fm, ok := final.(ui.Model)
+	fm, ok := final.(*ui.Model)
 	if !ok {
 		return "", nil
 	}

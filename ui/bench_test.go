@@ -12,7 +12,7 @@ import (
 )
 
 // BenchmarkIdleModel measures what one idle session's model holds: New, a
-// window size, boxed in a tea.Model as the Program keeps it. heap-B/model
+// window size, held as the Program holds it. heap-B/model
 // is the live heap per model with b.N models alive.
 func BenchmarkIdleModel(b *testing.B) {
 	e := newEnv(b, otp.Config{})
@@ -35,8 +35,8 @@ func BenchmarkIdleModel(b *testing.B) {
 	runtime.KeepAlive(models)
 }
 
-// BenchmarkView is the cost of one frame on each screen; Bubble Tea calls
-// View after every message, ~45 times per login.
+// BenchmarkView is the cost of one frame on each screen; stock Bubble Tea
+// calls View after every message, ~45 times per login.
 func BenchmarkView(b *testing.B) {
 	for _, sc := range []struct {
 		name string

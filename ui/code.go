@@ -15,7 +15,7 @@ import (
 // maxCodePaste bounds the work a huge paste into the code input can cause.
 const maxCodePaste = 256
 
-func (m Model) updateCode(msg tea.Msg) (Model, tea.Cmd) {
+func (m *Model) updateCode(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case tea.KeyPressMsg:
 		switch {
@@ -29,21 +29,21 @@ func (m Model) updateCode(msg tea.Msg) (Model, tea.Cmd) {
 			return m.submitCode()
 		}
 		if m.codeDead || m.verifying {
-			return m, nil
+			return nil
 		}
 		if msg.Text != "" {
 			d := digits(msg.Text)
 			if d == "" {
-				return m, nil // a space, a dash or a letter: nothing to add
+				return nil // a space, a dash or a letter: nothing to add
 			}
 			msg.Text = d
 		}
 		var cmd tea.Cmd
 		m.input, cmd = m.input.Update(msg)
-		return m, cmd
+		return cmd
 	case tea.PasteMsg:
 		if m.codeDead || m.verifying {
-			return m, nil
+			return nil
 		}
 		if len(msg.Content) > maxCodePaste {
 			msg.Content = msg.Content[:maxCodePaste]
@@ -52,26 +52,26 @@ func (m Model) updateCode(msg tea.Msg) (Model, tea.Cmd) {
 			m.input, _ = m.input.Update(tea.PasteMsg{Content: d})
 		}
 	}
-	return m, nil
+	return nil
 }
 
-func (m Model) submitCode() (Model, tea.Cmd) {
+func (m *Model) submitCode() tea.Cmd {
 	code, err := otp.ParseCode(m.input.Value(), m.codeLen)
 	if err != nil {
 		// Checked here too so that a typo costs no round trip; the
 		// service would answer the same *otp.CodeError.
 		m.banner = banner{toneFailure, fmt.Sprintf("Code must be %d digits.", m.codeLen)}
-		return m, nil
+		return nil
 	}
 	ctx := m.newRequest()
 	m.verifying = true
 	m.banner = banner{}
-	return m, verifyCmd(ctx, m.cancel, m.svc, m.reqID, m.address, code)
+	return verifyCmd(ctx, m.cancel, m.svc, m.reqID, m.address, code)
 }
 
-func (m Model) onVerifyResult(msg verifyResultMsg) (Model, tea.Cmd) {
+func (m *Model) onVerifyResult(msg verifyResultMsg) tea.Cmd {
 	if msg.id != m.reqID || m.state != stateCode || !m.verifying {
-		return m, nil
+		return nil
 	}
 	m.verifying, m.cancel = false, nil
 	m.input.Reset()
@@ -81,9 +81,9 @@ func (m Model) onVerifyResult(msg verifyResultMsg) (Model, tea.Cmd) {
 		m.input.Blur()
 		m.logInfo("verified")
 		if !m.remote {
-			return m, tea.Quit // View draws the success line as the final frame
+			return tea.Quit // View draws the success line as the final frame
 		}
-		return m, m.after(m.ctx, successLinger, closeMsg{id: m.reqID})
+		return m.after(m.ctx, successLinger, closeMsg{id: m.reqID})
 	}
 
 	var (
@@ -116,12 +116,12 @@ func (m Model) onVerifyResult(msg verifyResultMsg) (Model, tea.Cmd) {
 		m.outcome = outcomeUnavailable
 		m.banner = banner{toneFailure, "Service temporarily unavailable, try again."}
 		m.logWarn("verify failed", msg.err)
-		return m, nil
+		return nil
 	}
 	m.logInfo("verify failed", "result", m.outcome)
 	// The countdown chain started by show is still running if it has
 	// anything left to count; starting another would double it.
-	return m, nil
+	return nil
 }
 
 // kill marks the pending code unusable: only a new code (or going back)
@@ -132,20 +132,20 @@ func (m *Model) kill(why string) {
 	m.banner = banner{toneFailure, why}
 }
 
-func (m Model) onTick(msg tickMsg) (Model, tea.Cmd) {
+func (m *Model) onTick(msg tickMsg) tea.Cmd {
 	if msg.seq != m.tickSeq || m.state != stateCode {
-		return m, nil // an older chain, or the screen is gone: let it die
+		return nil // an older chain, or the screen is gone: let it die
 	}
 	if !m.codeDead && !m.verifying && !m.clock.Before(m.ticket.ExpiresAt) {
 		m.outcome = outcomeExpired
 		m.alreadySent = false
 		m.kill("This code has expired. Ask for a new code.")
 	}
-	return m, m.nextTick()
+	return m.nextTick()
 }
 
 // nextTick continues the countdown while there is something to count down.
-func (m Model) nextTick() tea.Cmd {
+func (m *Model) nextTick() tea.Cmd {
 	live := !m.codeDead && m.clock.Before(m.ticket.ExpiresAt)
 	if m.state != stateCode || !live && m.canResend() {
 		return nil
@@ -154,14 +154,14 @@ func (m Model) nextTick() tea.Cmd {
 }
 
 // shownAddress is the address as this session may show it.
-func (m Model) shownAddress() string {
+func (m *Model) shownAddress() string {
 	if m.remote {
 		return mask.Address(m.address)
 	}
 	return safe(m.address)
 }
 
-func (m Model) codeView(secs []section) []section {
+func (m *Model) codeView(secs []section) []section {
 	c := m.cache
 	secs = append(secs,
 		section{prio: prioTitle, fit: &c.title},
@@ -182,7 +182,7 @@ func (m Model) codeView(secs []section) []section {
 }
 
 // codeStatus is the countdown line under the input.
-func (m Model) codeStatus() string {
+func (m *Model) codeStatus() string {
 	var s string
 	switch {
 	case m.verifying:

@@ -16,7 +16,7 @@ import (
 // never become a valid address, so the rest is not even looked at.
 const maxPasteBytes = 4096
 
-func (m Model) updateEmail(msg tea.Msg) (Model, tea.Cmd) {
+func (m *Model) updateEmail(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case tea.KeyPressMsg:
 		switch {
@@ -28,17 +28,17 @@ func (m Model) updateEmail(msg tea.Msg) (Model, tea.Cmd) {
 		if msg.Text != "" {
 			if _, removed := clean(msg.Text); removed {
 				m.refuse("Typed", msg.Text)
-				return m, nil
+				return nil
 			}
 		}
 		var cmd tea.Cmd
 		m.input, cmd = m.input.Update(msg)
 		m.emailEdited()
-		return m, cmd
+		return cmd
 	case tea.PasteMsg:
 		m.pasteEmail(msg.Content)
 	}
-	return m, nil
+	return nil
 }
 
 // pasteEmail inserts a paste, trimmed and cut to the input's limit. A paste
@@ -91,17 +91,17 @@ func (m *Model) emailEdited() {
 	}
 }
 
-func (m Model) submitEmail() (Model, tea.Cmd) {
+func (m *Model) submitEmail() tea.Cmd {
 	m.emailTried = true
 	v := m.input.Value()
 	if strings.TrimSpace(v) == "" {
 		m.emailErr = errEmpty
-		return m, nil
+		return nil
 	}
 	addr, err := otp.NormalizeAddress(v)
 	if err != nil {
 		m.emailErr = err
-		return m, nil
+		return nil
 	}
 	m.emailErr, m.notice = nil, ""
 	m.address = addr
@@ -111,7 +111,7 @@ func (m Model) submitEmail() (Model, tea.Cmd) {
 var errEmpty = errors.New("empty address")
 
 // emailProblem is the validation message under the input, or "".
-func (m Model) emailProblem() string {
+func (m *Model) emailProblem() string {
 	if !m.emailTried || m.emailErr == nil {
 		return ""
 	}
@@ -125,7 +125,7 @@ func (m Model) emailProblem() string {
 	return "That is not a valid address."
 }
 
-func (m Model) emailView(secs []section) []section {
+func (m *Model) emailView(secs []section) []section {
 	c := m.cache
 	secs = append(secs,
 		section{prio: prioTitle, fit: &c.title},

@@ -164,7 +164,7 @@ type firedMsg struct {
 // run in line, timers are held until fired, spinner frames are dropped.
 type driver struct {
 	t      testing.TB
-	m      Model
+	m      *Model
 	quit   bool
 	timers []firedMsg
 	draw   bool // call View after every Update, as a Program does
@@ -184,7 +184,7 @@ func newDriver(t testing.TB, opts Options) *driver {
 func (d *driver) update(msg tea.Msg) tea.Cmd {
 	d.t.Helper()
 	nm, cmd := d.m.Update(msg)
-	d.m = nm.(Model)
+	d.m = nm.(*Model)
 	if d.draw {
 		_ = d.m.View()
 	}

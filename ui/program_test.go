@@ -20,7 +20,7 @@ import (
 
 const waitLimit = 5 * time.Second
 
-func startProgram(t *testing.T, m Model, profile colorprofile.Profile) *teatest.TestModel {
+func startProgram(t *testing.T, m *Model, profile colorprofile.Profile) *teatest.TestModel {
 	t.Helper()
 	return teatest.NewTestModel(t, m,
 		teatest.WithInitialTermSize(80, 24),
@@ -36,9 +36,9 @@ func waitScreen(t *testing.T, tm *teatest.TestModel, text string) {
 	}, teatest.WithDuration(waitLimit))
 }
 
-func finalModel(t *testing.T, tm *teatest.TestModel) Model {
+func finalModel(t *testing.T, tm *teatest.TestModel) *Model {
 	t.Helper()
-	return tm.FinalModel(t, teatest.WithFinalTimeout(waitLimit)).(Model)
+	return tm.FinalModel(t, teatest.WithFinalTimeout(waitLimit)).(*Model)
 }
 
 func TestProgramVerifies(t *testing.T) {

@@ -38,19 +38,19 @@ func sessionTimers(t *testing.T, ctx context.Context) map[string]tea.Cmd {
 	d := newDriver(t, e.options(Options{Remote: true, Context: ctx}))
 	d.typ(alice)
 	request := d.update(enter)
-	m := d.m
+	m := *d.m       // a copy, so that the driver keeps its held timers
 	m.after = after // what New set before the driver took the timers over
 	spin := m.spinTick()
 
 	d.run(request)
 	d.wantState(stateCode)
-	m = d.m
+	m = *d.m
 	m.after = after
 	countdown := m.nextTick()
 
 	d.typ(e.sender.code(t, alice))
 	verify := d.update(enter)
-	m = d.m
+	m = *d.m
 	m.after = after
 	_, linger := m.Update(verify())
 	return map[string]tea.Cmd{"spinner": spin, "countdown": countdown, "linger": linger}
@@ -151,7 +151,7 @@ func TestProgramEndedSessionLeavesNothing(t *testing.T) {
 	p.Quit()
 	select {
 	case m := <-done:
-		if got := m.(Model).Outcome(); got != outcomeVerified {
+		if got := m.(*Model).Outcome(); got != outcomeVerified {
 			t.Fatalf("Outcome() = %q, want %q", got, outcomeVerified)
 		}
 	case <-time.After(waitLimit):

@@ -111,6 +111,11 @@ type banner struct {
 }
 
 // Model is the Bubble Tea model for the whole flow. Create it with New.
+//
+// Its methods take a pointer and Update returns the same pointer: a Model is
+// ~8.6 KB (a textinput.Model is most of it), and a value receiver copied it
+// to the heap on every message, ~45 times a login, which was half of what
+// an SSH server allocated per login and much of its GC work.
 type Model struct {
 	svc     Service
 	client  string
@@ -156,8 +161,8 @@ type Model struct {
 }
 
 // New returns the model for one session.
-func New(opts Options) Model {
-	m := Model{
+func New(opts Options) *Model {
+	m := &Model{
 		svc:     opts.Service,
 		client:  opts.Client,
 		now:     opts.Now,
@@ -232,12 +237,12 @@ func (m *Model) setInput(s state) {
 
 // Init asks the terminal for its background colour; the answer picks the
 // theme (dark when there is none, e.g. a plain SSH client).
-func (m Model) Init() tea.Cmd {
+func (m *Model) Init() tea.Cmd {
 	return tea.RequestBackgroundColor
 }
 
 // Verified returns the verified address once the code was accepted.
-func (m Model) Verified() (address string, ok bool) {
+func (m *Model) Verified() (address string, ok bool) {
 	if !m.verified {
 		return "", false
 	}
@@ -248,7 +253,7 @@ func (m Model) Verified() (address string, ok bool) {
 // the user quit; otherwise the last thing that happened: "idle" (nothing
 // requested), "sent", "wrong-code", "expired", "too-many-attempts",
 // "no-code", "limited", "delivery-failed" or "unavailable".
-func (m Model) Outcome() string { return m.outcome }
+func (m *Model) Outcome() string { return m.outcome }
 
 // Messages. Each answer carries the id of the request it answers.
 type (
@@ -316,22 +321,22 @@ func after(ctx context.Context, d time.Duration, msg tea.Msg) tea.Cmd {
 type notice interface{ Notice() string }
 
 // Update implements tea.Model.
-func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	m.clock = m.now()
-	m, cmd := m.update(msg)
+	cmd := m.update(msg)
 	m.syncKeys()
 	m.refresh()
 	return m, cmd
 }
 
-func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
+func (m *Model) update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.setSize(msg.Width, msg.Height)
-		return m, nil
+		return nil
 	case tea.BackgroundColorMsg:
 		m.setTheme(msg.IsDark())
-		return m, nil
+		return nil
 	case tea.KeyPressMsg:
 		if key.Matches(msg, m.keys.Quit) {
 			return m.quit()
@@ -339,7 +344,7 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 	case notice:
 		// e.g. the SSH server shutting down: say so, keep the screen.
 		m.banner = banner{toneInfo, msg.Notice()}
-		return m, nil
+		return nil
 	case codeSentMsg:
 		return m.onCodeSent(msg)
 	case verifyResultMsg:
@@ -350,15 +355,15 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		// Dropping the tick of an earlier request, or outside the sending
 		// screen, ends its chain.
 		if m.state != stateSending || msg.id != m.reqID {
-			return m, nil
+			return nil
 		}
 		m.spinFrame = (m.spinFrame + 1) % len(spinner.Dot.Frames)
-		return m, m.spinTick()
+		return m.spinTick()
 	case closeMsg:
 		if m.state == stateDone && msg.id == m.reqID {
-			return m, tea.Quit
+			return tea.Quit
 		}
-		return m, nil
+		return nil
 	}
 
 	switch m.state {
@@ -371,7 +376,7 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 	case stateDone:
 		return m.updateDone(msg)
 	}
-	return m, nil
+	return nil
 }
 
 func (m *Model) setSize(w, h int) {
@@ -409,14 +414,14 @@ func (m *Model) syncKeys() {
 	k.Close.SetEnabled(m.state == stateDone)
 }
 
-func (m Model) canResend() bool { return !m.clock.Before(m.ticket.ResendAt) }
+func (m *Model) canResend() bool { return !m.clock.Before(m.ticket.ResendAt) }
 
-func (m Model) quit() (Model, tea.Cmd) {
+func (m *Model) quit() tea.Cmd {
 	m.dropRequest()
 	if !m.verified {
 		m.outcome = outcomeCancelled
 	}
-	return m, tea.Quit
+	return tea.Quit
 }
 
 // dropRequest cancels the request in flight, if any, and makes sure its
@@ -438,36 +443,36 @@ func (m *Model) newRequest() context.Context {
 }
 
 // startRequest asks the Service for a code for m.address.
-func (m Model) startRequest() (Model, tea.Cmd) {
+func (m *Model) startRequest() tea.Cmd {
 	ctx := m.newRequest()
 	m.returnTo = m.state
 	m.state = stateSending
 	m.banner = banner{}
 	m.spinFrame = 0
-	return m, tea.Batch(m.spinTick(), requestCmd(ctx, m.cancel, m.svc, m.reqID, m.address, m.client))
+	return tea.Batch(m.spinTick(), requestCmd(ctx, m.cancel, m.svc, m.reqID, m.address, m.client))
 }
 
 // spinTick moves the spinner on while the current request is out. Not the
 // spinner bubble's own tick: that is a tea.Tick, which outlives the session.
-func (m Model) spinTick() tea.Cmd {
+func (m *Model) spinTick() tea.Cmd {
 	return m.after(m.ctx, spinner.Dot.FPS, spinMsg{id: m.reqID})
 }
 
-func (m Model) updateSending(msg tea.Msg) (Model, tea.Cmd) {
+func (m *Model) updateSending(msg tea.Msg) tea.Cmd {
 	if k, ok := msg.(tea.KeyPressMsg); ok && key.Matches(k, m.keys.Back) {
 		m.dropRequest()
 		return m.show(m.returnTo)
 	}
-	return m, nil
+	return nil
 }
 
 // show switches to the email or code screen.
-func (m Model) show(s state) (Model, tea.Cmd) {
+func (m *Model) show(s state) tea.Cmd {
 	m.state = s
 	m.setInput(s)
 	if s == stateEmail {
 		m.input.Focus()
-		return m, nil
+		return nil
 	}
 	if m.codeDead {
 		m.input.Blur()
@@ -475,12 +480,12 @@ func (m Model) show(s state) (Model, tea.Cmd) {
 		m.input.Focus()
 	}
 	m.tickSeq++ // any tick still in flight belongs to an old chain
-	return m, m.nextTick()
+	return m.nextTick()
 }
 
-func (m Model) onCodeSent(msg codeSentMsg) (Model, tea.Cmd) {
+func (m *Model) onCodeSent(msg codeSentMsg) tea.Cmd {
 	if msg.id != m.reqID || m.state != stateSending {
-		return m, nil // answer to a request the user walked away from
+		return nil // answer to a request the user walked away from
 	}
 	m.cancel = nil
 	if msg.err != nil {
@@ -510,7 +515,7 @@ func (m Model) onCodeSent(msg codeSentMsg) (Model, tea.Cmd) {
 
 // requestFailed turns a Request error into words and goes back to the
 // screen the request came from (the email screen if the address is bad).
-func (m Model) requestFailed(err error) (Model, tea.Cmd) {
+func (m *Model) requestFailed(err error) tea.Cmd {
 	back := m.returnTo
 	var (
 		ae *otp.AddressError
@@ -542,7 +547,7 @@ func (m Model) requestFailed(err error) (Model, tea.Cmd) {
 }
 
 // limitText says which limit refused and when to come back.
-func (m Model) limitText(le *otp.LimitError) string {
+func (m *Model) limitText(le *otp.LimitError) string {
 	var what string
 	switch le.Kind {
 	case otp.LimitResend:
@@ -563,7 +568,7 @@ func (m Model) limitText(le *otp.LimitError) string {
 	return what + " Try again at " + at + " (in " + inWords(le.RetryAt.Sub(m.clock)) + ")."
 }
 
-func (m Model) logInfo(msg string, kv ...any) {
+func (m *Model) logInfo(msg string, kv ...any) {
 	if m.logger == nil {
 		return
 	}
@@ -572,7 +577,7 @@ func (m Model) logInfo(msg string, kv ...any) {
 
 // logWarn logs err with the address masked wherever it appears, since SMTP
 // replies often echo it.
-func (m Model) logWarn(msg string, err error) {
+func (m *Model) logWarn(msg string, err error) {
 	if m.logger == nil {
 		return
 	}

@@ -38,10 +38,10 @@ func spacer() section { return section{"", prioSpacer, nil} }
 // Size assumed until the terminal reports one.
 const defaultWidth, defaultHeight = 80, 24
 
-// View implements tea.Model. Bubble Tea calls it after every message, so it
-// only assembles: what changes only with the screen, the width, the theme
+// View implements tea.Model. Bubble Tea calls it after every message (our
+// patched copy once per burst of messages), so it only assembles: what changes only with the screen, the width, the theme
 // or the keys was rendered by refresh in Update.
-func (m Model) View() tea.View {
+func (m *Model) View() tea.View {
 	if m.state == stateDone && !m.remote {
 		// Local success quits at once. This last frame leaves the
 		// alternate screen, so the line stays in the terminal afterwards.
@@ -204,7 +204,7 @@ func (m *Model) render(k frameKey) *frameCache {
 }
 
 // enabledKeys is one bit per binding that syncKeys enabled.
-func (m Model) enabledKeys() uint8 {
+func (m *Model) enabledKeys() uint8 {
 	k := &m.keys
 	var bits uint8
 	for i, on := range [...]bool{k.Submit.Enabled(), k.Resend.Enabled(), k.Back.Enabled(), k.Close.Enabled(), k.Quit.Enabled()} {
@@ -217,17 +217,17 @@ func (m Model) enabledKeys() uint8 {
 
 // helpView lists the keys of the current screen. The help.Model is made
 // per render, not kept: it is 4.6 KB that an idle session need not hold.
-func (m Model) helpView() string {
+func (m *Model) helpView() string {
 	h := help.Model{ShortSeparator: " • ", Ellipsis: "…", Styles: m.st.help}
 	h.SetWidth(m.innerWidth())
 	return h.View(m.keys)
 }
 
-func (m Model) successLine() string {
+func (m *Model) successLine() string {
 	return m.bannerView(banner{toneSuccess, "Verified " + m.shownAddress()})
 }
 
-func (m Model) bannerView(b banner) string {
+func (m *Model) bannerView(b banner) string {
 	switch b.tone {
 	case toneSuccess:
 		return m.st.success.Render("✓ " + b.text)
@@ -239,14 +239,14 @@ func (m Model) bannerView(b banner) string {
 	return ""
 }
 
-func (m Model) innerWidth() int {
+func (m *Model) innerWidth() int {
 	w, _, padX, _ := m.frame()
 	return max(w-2*padX, 1)
 }
 
 // frame returns the window size and the margins that fit in it: a small
 // margin from 40x10 up, none below.
-func (m Model) frame() (w, h, padX, padY int) {
+func (m *Model) frame() (w, h, padX, padY int) {
 	w, h = m.width, m.height
 	if w <= 0 || h <= 0 {
 		w, h = defaultWidth, defaultHeight
@@ -263,7 +263,7 @@ func (m Model) frame() (w, h, padX, padY int) {
 // enough it stops wrapping, giving each section one line, and keeps
 // dropping. Every line is cut to the width after wrapping, so no line is
 // ever wider or taller than the window, whatever the text.
-func (m Model) layout(secs []section) string {
+func (m *Model) layout(secs []section) string {
 	w, h, padX, padY := m.frame()
 	iw, ih := max(w-2*padX, 1), max(h-padY, 1)
 
@@ -337,9 +337,9 @@ func dropUntil(secs []section, blocks [][]string, total, h, limit int) int {
 	return total
 }
 
-func (m Model) updateDone(msg tea.Msg) (Model, tea.Cmd) {
+func (m *Model) updateDone(msg tea.Msg) tea.Cmd {
 	if k, ok := msg.(tea.KeyPressMsg); ok && key.Matches(k, m.keys.Close) {
-		return m, tea.Quit
+		return tea.Quit
 	}
-	return m, nil
+	return nil
 }

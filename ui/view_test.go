@@ -212,7 +212,7 @@ func TestViewCacheCurrent(t *testing.T) {
 	var request tea.Cmd
 	check := func(step string) {
 		t.Helper()
-		fresh := d.m
+		fresh := *d.m // a copy: the cache under test stays as it was
 		fresh.cache = nil
 		fresh.refresh()
 		if got, want := d.m.View().Content, fresh.View().Content; got != want {

@@ -769,15 +769,35 @@ func (p *Program) handleCommands(cmds chan Cmd) chan struct{} {
 // eventLoop is the central message loop. It receives and handles the default
 // Bubble Tea messages, update the model and triggers redraws.
 func (p *Program) eventLoop(model Model, cmds chan Cmd) (Model, error) {
+	// otplogin patch: View runs once a burst of messages is handled, not
+	// after each of them. Keys typed or pasted faster than the program
+	// handles them (a paste without bracketed paste is one key message per
+	// character) wait for the event loop as senders on p.msgs; the view is
+	// rendered when none is waiting, so a 30-character burst costs one View
+	// instead of 30. The renderer merges frames within its frame interval
+	// anyway, so the views skipped here were never seen. A graceful exit
+	// renders the final model (Run), so a skipped view is never lost.
+	var dirty bool
 	for {
+		var msg Msg
 		select {
-		case <-p.ctx.Done():
-			return model, nil
+		case msg = <-p.msgs:
+		default:
+			if dirty {
+				p.render(model)
+				dirty = false
+			}
+			select {
+			case <-p.ctx.Done():
+				return model, nil
 
-		case err := <-p.errs:
-			return model, err
+			case err := <-p.errs:
+				return model, err
 
-		case msg := <-p.msgs:
+			case msg = <-p.msgs:
+			}
+		}
+		{
 			msg = p.translateInputEvent(msg)
 
 			if size, ok := msg.(WindowSizeMsg); ok && !isPlausibleWindowSize(size.Width, size.Height) {
@@ -912,7 +932,7 @@ func (p *Program) eventLoop(model Model, cmds chan Cmd) (Model, error) {
 			case cmds <- cmd: // process command (if any)
 			}
 
-			p.render(model) // render view
+			dirty = true // rendered once no message is waiting
 		}
 	}
 }
