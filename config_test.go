@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -151,5 +152,35 @@ func TestLocalLogRefusesAnotherUsersFile(t *testing.T) {
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Size() != 0 {
 		t.Errorf("the other user's file was written: %v, %v", fi, err)
+	}
+}
+
+// TestLoggerFormat checks each log format's shape, and that the default is
+// the styled text only on a terminal.
+func TestLoggerFormat(t *testing.T) {
+	for _, tc := range []struct {
+		format   string
+		terminal bool
+		want     string
+	}{
+		{"", false, `level=info msg="session ended" address=a***@example.com`},
+		{"logfmt", true, `level=info msg="session ended" address=a***@example.com`},
+		{"", true, "INFO  session ended address=a***@example.com"},
+		{"text", false, "INFO  session ended address=a***@example.com"},
+		{"json", false, `"level":"info","msg":"session ended","address":"a***@example.com"`},
+	} {
+		var buf strings.Builder
+		l, err := newLogger(&buf, tc.format, tc.terminal)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.format, err)
+		}
+		l.SetReportTimestamp(false)
+		l.Info("session ended", "address", "a***@example.com")
+		if got := buf.String(); !strings.Contains(got, tc.want) {
+			t.Errorf("format %q, terminal %v: got %q, want it to hold %q", tc.format, tc.terminal, got, tc.want)
+		}
+	}
+	if _, err := newLogger(io.Discard, "xml", false); err == nil || !strings.Contains(err.Error(), "text, logfmt or json") {
+		t.Errorf("format xml: err = %v, want one naming the formats", err)
 	}
 }

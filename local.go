@@ -132,7 +132,7 @@ func localLogger(s *settings, m *mailer) (*log.Logger, func(), error) {
 		return nil, nil, s.explain(fmt.Errorf("OTPLOGIN_LOG_FILE: %s belongs to another user, who could read the log", path))
 	}
 	out := logwriter.New(f, 256) // the UI logs from Update, which must not wait on a disk
-	logger, err := newLogger(out, "text")
+	logger, err := newLogger(out, "logfmt", false)
 	if err != nil {
 		out.Close()
 		f.Close()

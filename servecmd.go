@@ -24,7 +24,7 @@ import (
 var serveSettings = []setting{
 	{"listen", "OTPLOGIN_LISTEN", "address to listen on; use :23234 to accept connections from other hosts (default " + serve.DefaultListen + ")"},
 	{"host-key", "OTPLOGIN_HOST_KEY", "SSH host key file, ed25519, created on first start (default " + serve.DefaultHostKeyPath() + ")"},
-	{"log-format", "OTPLOGIN_LOG_FORMAT", "operator log format on stderr: text or json"},
+	{"log-format", "OTPLOGIN_LOG_FORMAT", "operator log format on stderr: text, logfmt or json (default text on a terminal, logfmt otherwise)"},
 	{"debug-addr", "OTPLOGIN_DEBUG_ADDR", "serve /stats and /debug/pprof on this loopback address, e.g. 127.0.0.1:6060 (default off)"},
 	{"max-sessions", "OTPLOGIN_MAX_SESSIONS", "live sessions on the server (default 1000)"},
 	{"max-sessions-per-client", "OTPLOGIN_MAX_SESSIONS_PER_CLIENT", "live sessions per client address (default 10)"},
@@ -44,7 +44,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	// Sessions log from their Update; a stuck stderr must not freeze them.
 	logOut := logwriter.New(stderr, 4096)
 	defer logOut.Close()
-	logger, err := newLogger(logOut, s.get("OTPLOGIN_LOG_FORMAT"))
+	logger, err := newLogger(logOut, s.get("OTPLOGIN_LOG_FORMAT"), isTerminal(stderr))
 	if err != nil {
 		return s.explain(err)
 	}

@@ -76,7 +76,7 @@ func TestServeStopsCleanly(t *testing.T) {
 			&stdout, &stderr, env(map[string]string{"GOGC": "100"}))
 	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stderr.String(), "listening") || !strings.Contains(stderr.String(), "debug endpoint addr=127.0.0.1:") {
+	for !strings.Contains(stderr.String(), "listening") || !strings.Contains(stderr.String(), `msg="debug endpoint" addr=127.0.0.1:`) {
 		if time.Now().After(deadline) {
 			t.Fatalf("serve did not start both listeners; stderr:\n%s", stderr.String())
 		}

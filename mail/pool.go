@@ -6,9 +6,13 @@ import (
 	"time"
 )
 
-// Connection reuse defaults.
+// Connection reuse defaults. The pool keeps only connections that
+// concurrent sends opened, and an idle one closes itself after
+// DefaultIdleTimeout, so a quiet sender holds none; 16 lets a busy SSH demo
+// reuse a connection for most codes (4 made 32 concurrent logins open a new
+// STARTTLS session for most of them).
 const (
-	DefaultMaxIdle     = 4
+	DefaultMaxIdle     = 16
 	DefaultIdleTimeout = 5 * time.Second
 	// maxPerConn caps messages per connection; some servers (Exchange)
 	// refuse more than a few dozen per session.

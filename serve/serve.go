@@ -78,11 +78,13 @@ type Config struct {
 	// ShutdownGrace is how long live sessions may go on after shutdown
 	// starts (10s).
 	ShutdownGrace time.Duration
-	// FPS caps the renderer's frame rate per session (10). With the
-	// patched bubbletea in third_party, the renderer flushes only when the
-	// model's view or output changed, so an idle session costs no CPU at any
-	// FPS (1000 idle sessions: under 0.2% of one core). FPS bounds how often
-	// a busy session redraws; a key typed after a pause is drawn at once.
+	// FPS caps the renderer's frame rate per session (60, Bubble Tea's
+	// default). With the patched bubbletea in third_party, the renderer
+	// flushes only when the model's view or output changed, so an idle
+	// session costs no CPU at any FPS (1000 idle sessions: under 0.2% of one
+	// core). FPS bounds how often a busy session redraws, and how long a
+	// change right after another waits to be drawn: at 10, the code screen
+	// and the verdict each waited up to 100 ms, two thirds of a login.
 	FPS int
 
 	// Logger gets the operator's log (log.Default()). It never gets a code.
@@ -109,7 +111,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.MaxInputBytes, 64<<10)
 	setDefault(&c.MaxConnBytes, 4<<20)
 	setDefault(&c.ShutdownGrace, 10*time.Second)
-	setDefault(&c.FPS, 10)
+	setDefault(&c.FPS, 60)
 	if c.Logger == nil {
 		c.Logger = log.Default()
 	}
