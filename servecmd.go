@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -53,12 +52,6 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		return err
 	}
 
-	if getenv("GOGC") == "" {
-		// A server of many small idle sessions: a tighter heap goal keeps the
-		// garbage of a connection burst from staying resident (about 30 KiB
-		// per idle session at 1,000 sessions) for little CPU.
-		debug.SetGCPercent(50)
-	}
 
 	m, err := openMailer(ctx, s)
 	if err != nil {

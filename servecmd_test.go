@@ -49,7 +49,7 @@ func TestServeSettingErrors(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			var stdout, stderr bytes.Buffer
-			code := run(ctx, args, &stdout, &stderr, env(map[string]string{"GOGC": "100"}))
+			code := run(ctx, args, &stdout, &stderr, env(nil))
 			if code != exitConfigError {
 				t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitConfigError, stderr.String())
 			}
@@ -73,7 +73,7 @@ func TestServeStopsCleanly(t *testing.T) {
 	go func() {
 		codec <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--debug-addr", "127.0.0.1:0",
 			"--outbox", filepath.Join(dir, "outbox"), "--host-key", filepath.Join(dir, "host_key")},
-			&stdout, &stderr, env(map[string]string{"GOGC": "100"}))
+			&stdout, &stderr, env(nil))
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(stderr.String(), "listening") || !strings.Contains(stderr.String(), `msg="debug endpoint" addr=127.0.0.1:`) {
