@@ -71,6 +71,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	}
 	defer svc.Close()
 
+	screens := ui.NewCache() // every session's titles and help, rendered once
 	cfg.NewModel = func(sess serve.Session) tea.Model {
 		return ui.New(ui.Options{
 			Service: svc,
@@ -78,6 +79,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 			Remote:  true,
 			Logger:  sess.Logger,
 			Context: sess.Context(),
+			Cache:   screens,
 
 			RequestTimeout: m.requestTimeout(),
 		})

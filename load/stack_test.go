@@ -69,6 +69,7 @@ func startStack(t testing.TB, sessions int, o stackOptions) *stack {
 		t.Fatal(err)
 	}
 	quiet := log.New(io.Discard)
+	screens := ui.NewCache()
 	srv, err := serve.New(serve.Config{
 		HostKeyPath:          filepath.Join(t.TempDir(), "hostkey"),
 		MaxSessions:          sessions + 10,
@@ -80,7 +81,7 @@ func startStack(t testing.TB, sessions int, o stackOptions) *stack {
 		NewModel: func(sess serve.Session) tea.Model {
 			return ui.New(ui.Options{
 				Service: svc, Client: sess.Client, Remote: true,
-				Context: sess.Context(), Logger: sess.Logger,
+				Context: sess.Context(), Logger: sess.Logger, Cache: screens,
 			})
 		},
 	})

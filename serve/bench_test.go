@@ -69,6 +69,7 @@ func runHelperServer() error {
 	}
 	defer svc.Close()
 	fps, _ := strconv.Atoi(os.Getenv("OTPLOGIN_BENCH_FPS"))
+	screens := ui.NewCache()
 	srv, err := New(Config{
 		Listen:               "127.0.0.1:0",
 		HostKeyPath:          tmp + "/host_key",
@@ -81,7 +82,7 @@ func runHelperServer() error {
 			if os.Getenv("OTPLOGIN_BENCH_MODEL") == "test" { // the floor: serve, SSH and bubbletea
 				return testModel{client: "Email"}
 			}
-			return ui.New(ui.Options{Service: svc, Client: s.Client, Remote: true, Context: s.Context(), Logger: s.Logger})
+			return ui.New(ui.Options{Service: svc, Client: s.Client, Remote: true, Context: s.Context(), Logger: s.Logger, Cache: screens})
 		},
 	})
 	if err != nil {

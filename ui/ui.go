@@ -59,6 +59,9 @@ type Options struct {
 	// every timer; cancel it when the session ends to abandon in-flight
 	// requests and let nothing of the session wait on.
 	Context context.Context
+	// Cache, if set, shares rendered screen parts with the other Models
+	// that use it; a server makes one for all its sessions.
+	Cache *Cache
 	// Logger is the operator's log (nil discards). It gets masked
 	// addresses and error details, never a code.
 	Logger *log.Logger
@@ -139,8 +142,9 @@ type Model struct {
 
 	// clock is the time of the last Update; View shows it, so View stays a
 	// pure function of the model.
-	clock time.Time
-	cache *frameCache // what View draws that changes rarely; see refresh
+	clock  time.Time
+	cache  *frameCache // what View draws that changes rarely; see refresh
+	shared *Cache      // Options.Cache
 
 	address  string     // normalised address of the current request
 	ticket   otp.Ticket // the pending code's times, once a Request worked
@@ -170,6 +174,7 @@ func New(opts Options) *Model {
 		timeout: opts.RequestTimeout,
 		ctx:     opts.Context,
 		logger:  opts.Logger,
+		shared:  opts.Cache,
 		codeLen: 6,
 		st:      theme(true), // until the terminal says otherwise
 		keys:    defaultKeyMap(),

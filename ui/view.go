@@ -136,8 +136,8 @@ func oneLine(text string, iw int) string {
 
 // frameCache holds the parts of the screen that change only with its
 // frameKey, already fitted, and the code screen's countdown line, which
-// changes once a second. A Model is copied on every Update and the copies
-// share the cache, so it is never modified: refresh makes a new one.
+// changes once a second. It is never modified once made (refresh makes a
+// new one), so sessions can share one through a Cache.
 type frameCache struct {
 	key           frameKey
 	dev, title    fitted
@@ -175,13 +175,43 @@ func (m *Model) refresh() {
 	m.cache = c
 }
 
+// render makes the cache for key k: the parts that do not name the address
+// come from m.shared when the model has one (made there on a miss), and
+// the few that do are added on a copy.
 func (m *Model) render(k frameKey) *frameCache {
+	common := k
+	common.address = ""
+	var c *frameCache
+	if m.shared != nil {
+		c = m.shared.get(common, m.outbox, m.renderCommon)
+	} else {
+		c = m.renderCommon(common)
+	}
+	if c.key == k {
+		return c // a screen that names no address, with none to name
+	}
+	nc := *c
+	nc.key = k
+	switch m.state {
+	case stateSending:
+		nc.sending = "Sending a code to " + m.shownAddress() + "…"
+	case stateCode:
+		nc.explain = fit(m.st.text.Render("We sent a code to "+m.shownAddress()+"."), k.iw, true)
+	case stateDone:
+		nc.title = fit(m.successLine(), k.iw, false) // shown as an input: never dropped or wrapped
+	}
+	return &nc
+}
+
+// renderCommon renders the parts of k's screen that do not name the
+// address.
+func (m *Model) renderCommon(k frameKey) *frameCache {
 	c := &frameCache{key: k}
 	iw := k.iw
 	if m.outbox != "" {
 		c.dev = fit(m.st.dev.Render("DEV MODE · mail is not sent; it is saved in "+m.outbox), iw, true)
 	}
-	switch m.state {
+	switch k.state {
 	case stateEmail:
 		c.title = fit(m.st.title.Render("Prove you own an email address"), iw, true)
 		c.explain = fit(m.st.text.Render("Type your address and we will mail you a one-time code."), iw, true)
@@ -191,12 +221,9 @@ func (m *Model) render(k frameKey) *frameCache {
 		for i, f := range spinner.Dot.Frames {
 			c.spinner[i] = m.st.spinner.Render(f)
 		}
-		c.sending = "Sending a code to " + m.shownAddress() + "…"
 	case stateCode:
 		c.title = fit(m.st.title.Render("Check your email"), iw, true)
-		c.explain = fit(m.st.text.Render("We sent a code to "+m.shownAddress()+"."), iw, true)
 	case stateDone:
-		c.title = fit(m.successLine(), iw, false) // shown as an input: never dropped or wrapped
 		c.explain = fit(m.st.faint.Render("You can close this session now."), iw, true)
 	}
 	c.help = fit(m.helpView(), iw, true)

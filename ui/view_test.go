@@ -207,14 +207,35 @@ func TestNoticeShowsAsBanner(t *testing.T) {
 // and checks each frame against one rendered from scratch: the cache must
 // never show what an earlier size, theme, screen or key set drew.
 func TestViewCacheCurrent(t *testing.T) {
+	t.Run("own", func(t *testing.T) { walkScreens(t, nil) })
+	t.Run("shared", func(t *testing.T) {
+		// Another session fills the shared cache for another address
+		// first: nothing of it may show here but the common parts.
+		shared := NewCache()
+		e := newEnv(t, otp.Config{})
+		o := newDriver(t, e.options(Options{DevOutbox: "/tmp/otplogin-outbox", Cache: shared}))
+		o.typ("bob@example.com")
+		o.send(enter)
+		walkScreens(t, shared)
+	})
+}
+
+func walkScreens(t *testing.T, shared *Cache) {
 	e := newEnv(t, otp.Config{})
-	d := newDriver(t, e.options(Options{DevOutbox: "/tmp/otplogin-outbox"}))
+	d := newDriver(t, e.options(Options{DevOutbox: "/tmp/otplogin-outbox", Cache: shared}))
 	var request tea.Cmd
 	check := func(step string) {
 		t.Helper()
 		fresh := *d.m // a copy: the cache under test stays as it was
-		fresh.cache = nil
+		fresh.cache, fresh.shared = nil, nil
 		fresh.refresh()
+		view := d.m.View().Content
+		if strings.Contains(view, "bob@") {
+			t.Fatalf("%s: another session's address shows", step)
+		}
+		if (step == "sending" || step == "code" || step == "verified") && !strings.Contains(view, "alice@example.com") {
+			t.Fatalf("%s: the screen does not name the address:\n%s", step, view)
+		}
 		if got, want := d.m.View().Content, fresh.View().Content; got != want {
 			t.Fatalf("%s: cached frame differs from a fresh one:\ngot  %q\nwant %q", step, got, want)
 		}

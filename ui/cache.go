@@ -1,0 +1,51 @@
+package ui
+
+import "sync"
+
+// Cache shares rendered screen parts between the Models of one server: the
+// titles, explanations and help line of a screen are the same for every
+// session with the same width, theme and keys, and rendering them
+// (lipgloss styles, wrapping, the help bar) was a tenth of an SSH server's
+// CPU per login. Parts that name the address stay with their session. A
+// Cache is safe for concurrent use; the zero value is not usable, make one
+// with NewCache.
+type Cache struct {
+	mu    sync.Mutex
+	parts map[cacheKey]*frameCache
+}
+
+type cacheKey struct {
+	frameKey
+	outbox string
+}
+
+// maxCacheEntries bounds a Cache. A server clamps windows, so it needs a
+// few hundred entries (screens x widths x themes x key sets); a Cache that
+// fills up anyway starts over rather than grow.
+const maxCacheEntries = 4096
+
+// NewCache returns an empty Cache.
+func NewCache() *Cache {
+	return &Cache{parts: make(map[cacheKey]*frameCache)}
+}
+
+// get returns the parts for k, made by render on a miss. render runs
+// outside the lock: two sessions missing the same key at once both render
+// it, which is cheaper than making every session wait on one.
+func (c *Cache) get(k frameKey, outbox string, render func(frameKey) *frameCache) *frameCache {
+	ck := cacheKey{k, outbox}
+	c.mu.Lock()
+	fc, ok := c.parts[ck]
+	c.mu.Unlock()
+	if ok {
+		return fc
+	}
+	fc = render(k)
+	c.mu.Lock()
+	if len(c.parts) >= maxCacheEntries {
+		clear(c.parts)
+	}
+	c.parts[ck] = fc
+	c.mu.Unlock()
+	return fc
+}
