@@ -52,7 +52,6 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		return err
 	}
 
-
 	m, err := openMailer(ctx, s)
 	if err != nil {
 		return err
