@@ -556,6 +556,10 @@ type Program struct {
 	// frameReq asks the renderer goroutine for a flush (otplogin patch: it
 	// replaces a ticker that woke up every frame even when nothing changed).
 	frameReq chan struct{}
+	// viewReq asks the event loop for the model's view when a frame is due;
+	// the loop answers on the channel sent once the renderer has the view
+	// (otplogin patch).
+	viewReq chan chan struct{}
 	// viewed is set once the renderer has a view (otplogin patch).
 	viewed atomic.Bool
 
@@ -624,6 +628,7 @@ func NewProgram(model Model, opts ...ProgramOption) *Program {
 		errs:         make(chan error, 1),
 		rendererDone: make(chan struct{}),
 		frameReq:     make(chan struct{}, 1),
+		viewReq:      make(chan chan struct{}),
 	}
 
 	// Apply all options to the program.
@@ -769,33 +774,32 @@ func (p *Program) handleCommands(cmds chan Cmd) chan struct{} {
 // eventLoop is the central message loop. It receives and handles the default
 // Bubble Tea messages, update the model and triggers redraws.
 func (p *Program) eventLoop(model Model, cmds chan Cmd) (Model, error) {
-	// otplogin patch: View runs once a burst of messages is handled, not
-	// after each of them. Keys typed or pasted faster than the program
-	// handles them (a paste without bracketed paste is one key message per
-	// character) wait for the event loop as senders on p.msgs; the view is
-	// rendered when none is waiting, so a 30-character burst costs one View
-	// instead of 30. The renderer merges frames within its frame interval
-	// anyway, so the views skipped here were never seen. A graceful exit
-	// renders the final model (Run), so a skipped view is never lost.
-	var dirty bool
+	// otplogin patch: View runs once per frame, not after every message.
+	// A message marks the model changed and asks the renderer for a frame;
+	// when the frame is due, the renderer asks this loop for the view
+	// (viewReq), so the messages of one frame interval (keys typed or
+	// pasted in a burst, a screen change right after another) cost one View
+	// instead of one each. Frames merged those views anyway, so nothing
+	// visible is lost, and a graceful exit renders the final model (Run).
+	var changed bool
 	for {
 		var msg Msg
 		select {
+		case <-p.ctx.Done():
+			return model, nil
+
+		case err := <-p.errs:
+			return model, err
+
+		case done := <-p.viewReq:
+			if changed {
+				p.renderView(model)
+				changed = false
+			}
+			done <- struct{}{} // never blocks: room for one, one request at a time
+			continue
+
 		case msg = <-p.msgs:
-		default:
-			if dirty {
-				p.render(model)
-				dirty = false
-			}
-			select {
-			case <-p.ctx.Done():
-				return model, nil
-
-			case err := <-p.errs:
-				return model, err
-
-			case msg = <-p.msgs:
-			}
 		}
 		{
 			msg = p.translateInputEvent(msg)
@@ -932,7 +936,8 @@ func (p *Program) eventLoop(model Model, cmds chan Cmd) (Model, error) {
 			case cmds <- cmd: // process command (if any)
 			}
 
-			dirty = true // rendered once no message is waiting
+			changed = true
+			p.requestFrame()
 		}
 	}
 }
@@ -940,9 +945,17 @@ func (p *Program) eventLoop(model Model, cmds chan Cmd) (Model, error) {
 // render renders the given view to the renderer.
 func (p *Program) render(model Model) {
 	if p.renderer != nil {
+		p.renderView(model)
+		p.requestFrame()
+	}
+}
+
+// renderView hands the model's view to the renderer without asking for a
+// frame (otplogin patch): the renderer calls for it when a frame is due.
+func (p *Program) renderView(model Model) {
+	if p.renderer != nil {
 		p.renderer.render(model.View()) // send view to renderer
 		p.viewed.Store(true)
-		p.requestFrame()
 	}
 }
 
@@ -1496,6 +1509,7 @@ func (p *Program) startRenderer() {
 	go func() {
 		var last time.Time
 		var wait *time.Timer
+		viewed := make(chan struct{}, 1) // this goroutine's answers from viewReq
 		for {
 			select {
 			case <-p.rendererDone:
@@ -1514,6 +1528,20 @@ func (p *Program) startRenderer() {
 					return
 				case <-wait.C:
 				}
+			}
+			// Ask the event loop for the view of the model as it is now.
+			// Before the loop runs and after it ends nobody answers; the
+			// view the renderer has is then the one Run rendered.
+			select {
+			case p.viewReq <- viewed:
+				select {
+				case <-viewed:
+				case <-p.rendererDone:
+					return
+				}
+			case <-p.rendererDone:
+				return
+			case <-p.ctx.Done():
 			}
 			last = time.Now()
 			_ = p.flush()
