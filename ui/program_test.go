@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,4 +155,42 @@ func TestProgramColour(t *testing.T) {
 			}
 		})
 	}
+}
+
+// viewCounter counts the Views a Program asks for.
+type viewCounter struct {
+	*Model
+	views *atomic.Int32
+}
+
+func (c viewCounter) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	_, cmd := c.Model.Update(msg)
+	return c, cmd
+}
+
+func (c viewCounter) View() tea.View {
+	c.views.Add(1)
+	return c.Model.View()
+}
+
+// TestViewOncePerFrame checks the patched bubbletea (third_party) asks for
+// a View when it draws a frame, not after every message: an address typed
+// in one burst, 17 key messages, costs at most the frame drawn at once for
+// the first key and one for the rest (stock bubbletea: 17 Views). FPS 1
+// makes a frame interval longer than the burst on any machine.
+func TestViewOncePerFrame(t *testing.T) {
+	e := newEnv(t, otp.Config{})
+	views := new(atomic.Int32)
+	tm := teatest.NewTestModel(t, viewCounter{New(e.options(Options{})), views},
+		teatest.WithInitialTermSize(80, 24),
+		teatest.WithProgramOptions(tea.WithColorProfile(colorprofile.Ascii), tea.WithFPS(1)))
+	waitScreen(t, tm, "Prove you own an email address")
+	before := views.Load()
+	tm.Type(alice)
+	waitScreen(t, tm, alice)
+	if n := views.Load() - before; n > 2 {
+		t.Errorf("typing %d keys in a burst cost %d Views, want at most 2", len(alice), n)
+	}
+	tm.Send(esc)
+	tm.WaitFinished(t, teatest.WithFinalTimeout(waitLimit))
 }
