@@ -38,9 +38,10 @@ func spacer() section { return section{"", prioSpacer, nil} }
 // Size assumed until the terminal reports one.
 const defaultWidth, defaultHeight = 80, 24
 
-// View implements tea.Model. Bubble Tea calls it after every message (our
-// patched copy once per burst of messages), so it only assembles: what changes only with the screen, the width, the theme
-// or the keys was rendered by refresh in Update.
+// View implements tea.Model. Stock Bubble Tea calls it after every message
+// (the patched copy in third_party once per frame), so it only assembles:
+// what changes only with the screen, the width, the theme or the keys was
+// rendered by refresh in Update.
 func (m *Model) View() tea.View {
 	if m.state == stateDone && !m.remote {
 		// Local success quits at once. This last frame leaves the
@@ -204,7 +205,9 @@ func (m *Model) render(k frameKey) *frameCache {
 }
 
 // renderCommon renders the parts of k's screen that do not name the
-// address.
+// address. It reads the styles, width and key help from m, which k
+// describes (refresh makes k from m), so that parts cached under k are the
+// same whichever session rendered them.
 func (m *Model) renderCommon(k frameKey) *frameCache {
 	c := &frameCache{key: k}
 	iw := k.iw
