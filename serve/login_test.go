@@ -76,7 +76,8 @@ func TestFullLogin(t *testing.T) {
 	waitFor(t, sess.out, "Email")
 	sess.typeText(t, "alice@example.com\r")
 	code := ls.code(t, "alice@example.com")
-	waitFor(t, sess.out, "a***@example.com") // the code screen names the masked address
+	waitFor(t, sess.out, "Check your email") // the code screen, where the code can be typed
+	waitFor(t, sess.out, "a***@example.com")
 	// Until the user types it, the code must appear nowhere on screen.
 	if out := sess.out.String(); strings.Contains(out, code) {
 		t.Errorf("the SSH user was shown the code %q", code)

@@ -826,6 +826,10 @@ func (p *Program) eventLoop(model Model, cmds chan Cmd) (Model, error) {
 
 			case SuspendMsg:
 				if suspendSupported {
+					if changed { // the renderer's last frame before release
+						p.renderView(model)
+						changed = false
+					}
 					p.suspend()
 				}
 
@@ -888,6 +892,10 @@ func (p *Program) eventLoop(model Model, cmds chan Cmd) (Model, error) {
 				p.executeQuery(ansi.RequestProgramStatusSupport)
 
 			case execMsg:
+				if changed { // the renderer's last frame before release
+					p.renderView(model)
+					changed = false
+				}
 				// NB: this blocks.
 				p.exec(msg.cmd, msg.fn)
 
@@ -1500,6 +1508,12 @@ func (p *Program) startRenderer() {
 
 	// Start the renderer.
 	p.renderer.start()
+	// otplogin patch: a restart (RestoreTerminal) repaints at once, as
+	// upstream's ticker did at its next tick, and catches up on a frame
+	// request the stopped renderer took but never served.
+	if p.viewed.Load() {
+		p.requestFrame()
+	}
 	// otplogin patch: flush when a frame was requested (render, execute),
 	// at most fps times a second, instead of on every tick of a ticker: an
 	// idle program then never wakes up. Requests made within a frame
