@@ -329,31 +329,47 @@ func (b *Buffer) Resize(width int, height int) {
 		return
 	}
 
-	if width > curWidth {
-		line := make(Line, width-curWidth)
-		for i := range line {
-			line[i] = EmptyCell
-		}
+	// otplogin patch: grow lines and rows within the capacity they already
+	// have, as bubbletea's pooled frame buffers change size from frame to
+	// frame; upstream allocated new rows on every grow, which was over a
+	// third of the bytes an SSH server allocated per login.
+	if width != curWidth {
 		for i := range b.Lines {
-			b.Lines[i] = append(b.Lines[i], line...)
-		}
-	} else if width < curWidth {
-		for i := range b.Lines {
-			b.Lines[i] = b.Lines[i][:width]
+			b.Lines[i] = resizeLine(b.Lines[i], width)
 		}
 	}
 
 	if height > len(b.Lines) {
 		for i := len(b.Lines); i < height; i++ {
-			line := make(Line, width)
-			for j := range line {
-				line[j] = EmptyCell
+			var line Line
+			if i < cap(b.Lines) {
+				line = b.Lines[:i+1][i] // a row dropped by an earlier shrink
 			}
-			b.Lines = append(b.Lines, line)
+			b.Lines = append(b.Lines, resizeLine(line[:0], width))
 		}
 	} else if height < len(b.Lines) {
 		b.Lines = b.Lines[:height]
 	}
+}
+
+// resizeLine returns line with width cells, the ones it gains empty, in
+// its own backing array when that has room (otplogin patch).
+func resizeLine(line Line, width int) Line {
+	n := len(line)
+	if width <= n {
+		return line[:width]
+	}
+	if width <= cap(line) {
+		line = line[:width]
+	} else {
+		grown := make(Line, width)
+		copy(grown, line)
+		line = grown
+	}
+	for i := n; i < width; i++ {
+		line[i] = EmptyCell
+	}
+	return line
 }
 
 // Fill fills the buffer with the given cell and rectangle.
