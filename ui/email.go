@@ -65,9 +65,9 @@ func (m *Model) pasteEmail(content string) {
 	if text != "" {
 		m.input, _ = m.input.Update(tea.PasteMsg{Content: text})
 	}
-	m.emailEdited()
 	// A paste is a finished answer, not one typed halfway: judge it now.
 	m.emailTried = true
+	m.emailEdited()
 }
 
 // refuse leaves the input as it was and says why, in the words otp uses
@@ -81,12 +81,13 @@ func (m *Model) refuse(how, raw string) {
 	m.notice = how + " text ignored: it " + safe(reason) + "."
 }
 
-// emailEdited re-validates after every change; the message shows only after
-// the first Enter, so nobody is scolded for an address half typed.
+// emailEdited re-validates after every change once the first Enter was
+// pressed: the message shows only from then on, so nobody is scolded for
+// an address half typed, and until then submitEmail is the one to judge.
 func (m *Model) emailEdited() {
 	m.banner = banner{}
 	m.emailErr = nil
-	if v := m.input.Value(); v != "" {
+	if v := m.input.Value(); v != "" && m.emailTried {
 		_, m.emailErr = otp.NormalizeAddress(v)
 	}
 }
