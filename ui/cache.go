@@ -10,8 +10,19 @@ import "sync"
 // Cache is safe for concurrent use; the zero value is not usable, make one
 // with NewCache.
 type Cache struct {
-	mu    sync.Mutex
-	parts map[cacheKey]*frameCache
+	mu     sync.Mutex
+	parts  map[cacheKey]*frameCache
+	inputs map[inputKey]string // empty, focused inputs, placeholder shown
+}
+
+// inputKey is what an empty, focused input's view depends on: the screen
+// gives the prompt and the placeholder (with the code length), the theme
+// the styles, the width the padding.
+type inputKey struct {
+	state   state
+	st      *styles
+	iw      int
+	codeLen int
 }
 
 type cacheKey struct {
@@ -26,7 +37,27 @@ const maxCacheEntries = 4096
 
 // NewCache returns an empty Cache.
 func NewCache() *Cache {
-	return &Cache{parts: make(map[cacheKey]*frameCache)}
+	return &Cache{parts: make(map[cacheKey]*frameCache), inputs: make(map[inputKey]string)}
+}
+
+// input returns the view of an empty, focused input for k, made by render
+// on a miss. Every session shows one on each new email and code screen,
+// and textinput renders its placeholder cell by cell.
+func (c *Cache) input(k inputKey, render func() string) string {
+	c.mu.Lock()
+	v, ok := c.inputs[k]
+	c.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = render()
+	c.mu.Lock()
+	if len(c.inputs) >= maxCacheEntries {
+		clear(c.inputs)
+	}
+	c.inputs[k] = v
+	c.mu.Unlock()
+	return v
 }
 
 // get returns the parts for k, made by render on a miss. render runs

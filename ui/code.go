@@ -167,7 +167,7 @@ func (m *Model) codeView(secs []section) []section {
 		section{prio: prioTitle, fit: &c.title},
 		section{prio: prioExplain, fit: &c.explain},
 		spacer(),
-		section{m.input.View(), prioInput, nil},
+		section{m.inputView(), prioInput, nil},
 		section{prio: prioStatus, fit: &c.status})
 	if m.banner.tone == toneNone && m.alreadySent {
 		at := m.ticket.SentAt.In(m.clock.Location()).Format("15:04")

@@ -132,7 +132,7 @@ func (m *Model) emailView(secs []section) []section {
 		section{prio: prioTitle, fit: &c.title},
 		section{prio: prioExplain, fit: &c.explain},
 		spacer(),
-		section{m.input.View(), prioInput, nil})
+		section{m.inputView(), prioInput, nil})
 	if p := m.emailProblem(); p != "" {
 		secs = append(secs, section{m.st.hint.Render("✗ " + p), prioHint, nil})
 	}

@@ -233,6 +233,15 @@ func (m *Model) renderCommon(k frameKey) *frameCache {
 	return c
 }
 
+// inputView is the text input as View draws it; an empty, focused one
+// comes from the shared Cache when the model has one.
+func (m *Model) inputView() string {
+	if m.shared == nil || !m.input.Focused() || m.input.Value() != "" {
+		return m.input.View()
+	}
+	return m.shared.input(inputKey{m.state, m.st, m.innerWidth(), m.codeLen}, m.input.View)
+}
+
 // enabledKeys is one bit per binding that syncKeys enabled.
 func (m *Model) enabledKeys() uint8 {
 	k := &m.keys

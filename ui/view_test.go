@@ -214,6 +214,8 @@ func TestViewCacheCurrent(t *testing.T) {
 		shared := NewCache()
 		e := newEnv(t, otp.Config{})
 		o := newDriver(t, e.options(Options{DevOutbox: "/tmp/otplogin-outbox", Cache: shared}))
+		o.draw = true // fills the cache's inputs too
+		_ = o.m.View()
 		o.typ("bob@example.com")
 		o.send(enter)
 		walkScreens(t, shared)
