@@ -44,39 +44,31 @@ func NewCache() *Cache {
 // on a miss. Every session shows one on each new email and code screen,
 // and textinput renders its placeholder cell by cell.
 func (c *Cache) input(k inputKey, render func() string) string {
-	c.mu.Lock()
-	v, ok := c.inputs[k]
-	c.mu.Unlock()
+	return memo(&c.mu, c.inputs, k, render)
+}
+
+// get returns the parts for k, made by render on a miss.
+func (c *Cache) get(k frameKey, outbox string, render func(frameKey) *frameCache) *frameCache {
+	return memo(&c.mu, c.parts, cacheKey{k, outbox}, func() *frameCache { return render(k) })
+}
+
+// memo returns m[k], made by build on a miss and kept, under mu; m starts
+// over when it holds maxCacheEntries. build runs outside the lock: two
+// sessions missing the same key at once both build it, which is cheaper
+// than making every session wait on one.
+func memo[K comparable, V any](mu *sync.Mutex, m map[K]V, k K, build func() V) V {
+	mu.Lock()
+	v, ok := m[k]
+	mu.Unlock()
 	if ok {
 		return v
 	}
-	v = render()
-	c.mu.Lock()
-	if len(c.inputs) >= maxCacheEntries {
-		clear(c.inputs)
+	v = build()
+	mu.Lock()
+	if len(m) >= maxCacheEntries {
+		clear(m)
 	}
-	c.inputs[k] = v
-	c.mu.Unlock()
+	m[k] = v
+	mu.Unlock()
 	return v
-}
-
-// get returns the parts for k, made by render on a miss. render runs
-// outside the lock: two sessions missing the same key at once both render
-// it, which is cheaper than making every session wait on one.
-func (c *Cache) get(k frameKey, outbox string, render func(frameKey) *frameCache) *frameCache {
-	ck := cacheKey{k, outbox}
-	c.mu.Lock()
-	fc, ok := c.parts[ck]
-	c.mu.Unlock()
-	if ok {
-		return fc
-	}
-	fc = render(k)
-	c.mu.Lock()
-	if len(c.parts) >= maxCacheEntries {
-		clear(c.parts)
-	}
-	c.parts[ck] = fc
-	c.mu.Unlock()
-	return fc
 }
