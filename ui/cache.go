@@ -7,8 +7,7 @@ import "sync"
 // session with the same width, theme and keys, and rendering them
 // (lipgloss styles, wrapping, the help bar) was a tenth of an SSH server's
 // CPU per login. Parts that name the address stay with their session. A
-// Cache is safe for concurrent use; the zero value is not usable, make one
-// with NewCache.
+// Cache is safe for concurrent use, and its zero value is an empty Cache.
 type Cache struct {
 	mu     sync.Mutex
 	parts  map[cacheKey]*frameCache
@@ -30,45 +29,45 @@ type cacheKey struct {
 	outbox string
 }
 
-// maxCacheEntries bounds a Cache. A server clamps windows, so it needs a
+// maxCacheEntries bounds each of a Cache's maps. A server clamps windows, so it needs a
 // few hundred entries (screens x widths x themes x key sets); a Cache that
 // fills up anyway starts over rather than grow.
 const maxCacheEntries = 4096
 
 // NewCache returns an empty Cache.
 func NewCache() *Cache {
-	return &Cache{parts: make(map[cacheKey]*frameCache), inputs: make(map[inputKey]string)}
+	return new(Cache)
 }
 
 // input returns the view of an empty, focused input for k, made by render
 // on a miss. Every session shows one on each new email and code screen,
 // and textinput renders its placeholder cell by cell.
 func (c *Cache) input(k inputKey, render func() string) string {
-	return memo(&c.mu, c.inputs, k, render)
+	return memo(&c.mu, &c.inputs, k, render)
 }
 
 // get returns the parts for k, made by render on a miss.
 func (c *Cache) get(k frameKey, outbox string, render func(frameKey) *frameCache) *frameCache {
-	return memo(&c.mu, c.parts, cacheKey{k, outbox}, func() *frameCache { return render(k) })
+	return memo(&c.mu, &c.parts, cacheKey{k, outbox}, func() *frameCache { return render(k) })
 }
 
-// memo returns m[k], made by build on a miss and kept, under mu; m starts
-// over when it holds maxCacheEntries. build runs outside the lock: two
+// memo returns (*m)[k], made by build on a miss and kept, under mu; *m is
+// made on first use and starts over when it holds maxCacheEntries. build runs outside the lock: two
 // sessions missing the same key at once both build it, which is cheaper
 // than making every session wait on one.
-func memo[K comparable, V any](mu *sync.Mutex, m map[K]V, k K, build func() V) V {
+func memo[K comparable, V any](mu *sync.Mutex, m *map[K]V, k K, build func() V) V {
 	mu.Lock()
-	v, ok := m[k]
+	v, ok := (*m)[k]
 	mu.Unlock()
 	if ok {
 		return v
 	}
 	v = build()
 	mu.Lock()
-	if len(m) >= maxCacheEntries {
-		clear(m)
+	if *m == nil || len(*m) >= maxCacheEntries {
+		*m = make(map[K]V)
 	}
-	m[k] = v
+	(*m)[k] = v
 	mu.Unlock()
 	return v
 }

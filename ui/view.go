@@ -239,7 +239,9 @@ func (m *Model) inputView() string {
 	if m.shared == nil || !m.input.Focused() || m.input.Value() != "" {
 		return m.input.View()
 	}
-	return m.shared.input(inputKey{m.state, m.st, m.innerWidth(), m.codeLen}, m.input.View)
+	// A closure, not the method value m.input.View: that would copy the
+	// ~8 KB textinput.Model on every call, hit or miss.
+	return m.shared.input(inputKey{m.state, m.st, m.innerWidth(), m.codeLen}, func() string { return m.input.View() })
 }
 
 // enabledKeys is one bit per binding that syncKeys enabled.

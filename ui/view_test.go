@@ -209,8 +209,9 @@ func TestNoticeShowsAsBanner(t *testing.T) {
 func TestViewCacheCurrent(t *testing.T) {
 	t.Run("own", func(t *testing.T) { walkScreens(t, nil) })
 	t.Run("shared", func(t *testing.T) {
-		// Another session fills the shared cache for another address
-		// first: nothing of it may show here but the common parts.
+		// Another session fills the shared cache first (its email and
+		// sending screens); TestCacheKeepsAddressesApart walks two
+		// sessions through the same screens side by side.
 		shared := NewCache()
 		e := newEnv(t, otp.Config{})
 		o := newDriver(t, e.options(Options{DevOutbox: "/tmp/otplogin-outbox", Cache: shared}))
@@ -283,7 +284,7 @@ type ansiBlack struct{}
 func (ansiBlack) RGBA() (r, g, b, a uint32) { return 0, 0, 0, 0xffff }
 
 // TestViewAllocs keeps View an assembly of parts rendered in Update: it is
-// called after every message, and re-rendering the help line, titles and
+// called once per frame (after every message with stock Bubble Tea), and re-rendering the help line, titles and
 // wrapping each time made it 138–165 allocations a frame.
 func TestViewAllocs(t *testing.T) {
 	e := newEnv(t, otp.Config{})
