@@ -484,3 +484,14 @@ func TestTicksOnlyOnCodeScreen(t *testing.T) {
 		t.Fatal("an old tick chain was revived")
 	}
 }
+
+// TestNoServiceNoLogger runs a model made with zero Options: a request
+// fails with the generic message instead of panicking, and logging it
+// needs no Logger.
+func TestNoServiceNoLogger(t *testing.T) {
+	d := newDriver(t, Options{})
+	d.typ(alice)
+	d.send(enter)
+	d.wantState(stateEmail)
+	d.wantView("Service temporarily unavailable")
+}

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"charm.land/bubbles/v2/key"
@@ -194,6 +195,9 @@ func New(opts Options) *Model {
 	if m.ctx == nil {
 		m.ctx = context.Background()
 	}
+	if m.logger == nil {
+		m.logger = log.New(io.Discard)
+	}
 	if m.svc != nil && m.svc.CodeLength() > 0 {
 		m.codeLen = m.svc.CodeLength()
 	}
@@ -237,6 +241,11 @@ func (m *Model) setInput(s state) {
 		// be 6 digits" instead of vanishing without a word.
 		m.input.CharLimit = 2 * m.codeLen
 	}
+	m.fitInput()
+}
+
+// fitInput gives the input the inner width less its prompt and the cursor.
+func (m *Model) fitInput() {
 	m.input.SetWidth(max(m.innerWidth()-len(m.input.Prompt)-1, 1))
 }
 
@@ -386,8 +395,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 
 func (m *Model) setSize(w, h int) {
 	m.width, m.height = max(w, 0), max(h, 0)
-	iw := m.innerWidth()
-	m.input.SetWidth(max(iw-len(m.input.Prompt)-1, 1))
+	m.fitInput()
 }
 
 func (m *Model) setTheme(isDark bool) {
@@ -574,18 +582,12 @@ func (m *Model) limitText(le *otp.LimitError) string {
 }
 
 func (m *Model) logInfo(msg string, kv ...any) {
-	if m.logger == nil {
-		return
-	}
 	m.logger.Info(msg, append([]any{"addr", mask.Address(m.address), "client", m.client}, kv...)...)
 }
 
 // logWarn logs err with the address masked wherever it appears, since SMTP
 // replies often echo it.
 func (m *Model) logWarn(msg string, err error) {
-	if m.logger == nil {
-		return
-	}
 	m.logger.Warn(msg, "addr", mask.Address(m.address), "client", m.client,
 		"err", mask.In(err.Error(), m.address))
 }
