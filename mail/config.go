@@ -361,11 +361,21 @@ func (c Config) Validate() error {
 	if !c.Configured() {
 		return nil
 	}
-	if strings.ContainsAny(c.Host, " \t\r\n/@") {
+	if strings.ContainsAny(c.Host, " \t\r\n/@[]") {
 		return fmt.Errorf("%s: %q is not a host name", EnvHost, c.Host)
+	}
+	if _, err := netip.ParseAddr(c.Host); err != nil && strings.Contains(c.Host, ":") {
+		// smtp.example.com:587 would be dialled as [smtp.example.com:587]:587
+		// and fail at every send with a lookup error.
+		return fmt.Errorf("%s: %q: give the port in %s", EnvHost, c.Host, EnvPort)
 	}
 	if c.Port < 0 || c.Port > 65535 {
 		return fmt.Errorf("%s: %d is not a port number", EnvPort, c.Port)
+	}
+	if c.security() == StartTLS && c.port() == 465 {
+		// The server waits for a TLS hello and the client for a greeting:
+		// every send would hang until the timeout.
+		return fmt.Errorf("%s: port 465 expects TLS from the first byte: use smtps:// or security tls", EnvSecurity)
 	}
 	switch c.Security {
 	case "", StartTLS, ImplicitTLS:

@@ -42,6 +42,11 @@ func TestConfigFromEnv(t *testing.T) {
 			want: mail.Config{Host: "127.0.0.1", Port: 2525, Security: mail.NoTLS, From: "otp@example.com"},
 		},
 		{
+			name: "IPv6 loopback, cleartext on request",
+			env:  map[string]string{"OTPLOGIN_SMTP_URL": "smtp://[::1]:2525/?security=none", "OTPLOGIN_MAIL_FROM": "otp@example.com"},
+			want: mail.Config{Host: "::1", Port: 2525, Security: mail.NoTLS, From: "otp@example.com"},
+		},
+		{
 			name: "split variables, security from port 465",
 			env: map[string]string{
 				"OTPLOGIN_SMTP_HOST": "smtp.office365.com", "OTPLOGIN_SMTP_PORT": "465",
@@ -104,6 +109,9 @@ func TestConfigFromEnvErrors(t *testing.T) {
 		{"bad from", map[string]string{"OTPLOGIN_MAIL_FROM": "not an address"}, "OTPLOGIN_MAIL_FROM"},
 		{"from with crlf", map[string]string{"OTPLOGIN_MAIL_FROM": "a@b.example\r\nBcc: x@evil.example"}, "OTPLOGIN_MAIL_FROM"},
 		{"from name with comma", map[string]string{"OTPLOGIN_MAIL_FROM": `"Example, Inc." <a@b.example>`}, "OTPLOGIN_MAIL_FROM"},
+		{"host with a port", map[string]string{"OTPLOGIN_SMTP_HOST": "smtp.example.com:587", "OTPLOGIN_MAIL_FROM": "a@b.example"}, "OTPLOGIN_SMTP_HOST: \"smtp.example.com:587\": give the port in OTPLOGIN_SMTP_PORT"},
+		{"bracketed host", map[string]string{"OTPLOGIN_SMTP_HOST": "[::1]", "OTPLOGIN_MAIL_FROM": "a@b.example"}, "OTPLOGIN_SMTP_HOST"},
+		{"starttls on 465", map[string]string{"OTPLOGIN_SMTP_URL": "smtp://u:" + pw + "@smtp.example.com:465", "OTPLOGIN_MAIL_FROM": "a@b.example"}, "OTPLOGIN_SMTP_URL: port 465 expects TLS"},
 		{"localhost helo to remote", map[string]string{"OTPLOGIN_SMTP_HOST": "smtp.example.com", "OTPLOGIN_SMTP_HELO": "localhost", "OTPLOGIN_MAIL_FROM": "a@b.example"}, "OTPLOGIN_SMTP_HELO"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
