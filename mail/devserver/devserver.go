@@ -25,8 +25,10 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"os"
 	"path/filepath"
@@ -91,7 +93,16 @@ func Start(ctx context.Context, outbox string) (*Server, error) {
 	if err := os.MkdirAll(outbox, 0o700); err != nil {
 		return nil, fmt.Errorf("devserver: outbox: %w", err)
 	}
-	// The codes in there are secrets: tighten a folder that already existed.
+	// The codes in there are secrets: tighten a folder that already
+	// existed, but never a shared one such as /tmp, which tightening would
+	// break for everyone else.
+	fi, err := os.Stat(outbox)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: outbox: %w", err)
+	}
+	if fi.Mode()&(os.ModeSticky|0o002) != 0 {
+		return nil, fmt.Errorf("devserver: outbox: %w", &fs.PathError{Op: "use", Path: outbox, Err: errors.New("a shared folder; name a private one")})
+	}
 	if err := os.Chmod(outbox, 0o700); err != nil {
 		return nil, fmt.Errorf("devserver: outbox: %w", err)
 	}

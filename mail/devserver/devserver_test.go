@@ -3,6 +3,7 @@ package devserver_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -141,5 +142,33 @@ func TestCloseStopsListening(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()
 		t.Errorf("%s still accepts connections after Close", addr)
+	}
+}
+
+// TestSharedOutboxRefused checks that a shared folder such as /tmp is
+// refused, and left as it was, rather than tightened to 0700.
+func TestSharedOutboxRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := devserver.Start(t.Context(), dir)
+	if err == nil {
+		srv.Close()
+		t.Fatal("Start accepted a world-writable sticky folder")
+	}
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "shared folder") {
+		t.Errorf("err = %v, want a *fs.PathError saying it is shared", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode() & (os.ModeSticky | os.ModePerm); got != os.ModeSticky|0o777 {
+		t.Errorf("mode after Start = %v, want it unchanged", got)
 	}
 }
