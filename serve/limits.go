@@ -146,16 +146,17 @@ func (l *limiter) releaseSession(client string) {
 	}
 }
 
-// sweep drops clients that hold no connection and whose token bucket is
-// full again: forgetting them changes nothing. If that is not enough, it
+// sweep drops clients that hold no connection or session and whose token
+// bucket is full again: forgetting them changes nothing. If that is not enough, it
 // also drops idle clients that are still refilling, down to 3/4 of the cap
 // so sweeps stay rare; they get a fresh bucket, which matters little when so
 // many addresses are active that the global caps are what protects the
-// server. Clients holding connections are never dropped; there are at most
-// maxConns of them.
+// server. Clients holding connections or sessions are never dropped (a
+// session outlives its connection while its program shuts down, and
+// releaseSession must find it); there are at most maxConns of them.
 func (l *limiter) sweep(now time.Time) {
 	for k, c := range l.clients {
-		if c.conns == 0 && c.tokens.TokensAt(now) >= float64(l.burst) {
+		if c.conns == 0 && c.sessions == 0 && c.tokens.TokensAt(now) >= float64(l.burst) {
 			delete(l.clients, k)
 		}
 	}
@@ -163,7 +164,7 @@ func (l *limiter) sweep(now time.Time) {
 		if len(l.clients) < l.maxClients*3/4 {
 			break
 		}
-		if c.conns == 0 {
+		if c.conns == 0 && c.sessions == 0 {
 			delete(l.clients, k)
 		}
 	}

@@ -123,3 +123,30 @@ func TestLimiterTableIsBounded(t *testing.T) {
 		t.Error("sweep dropped a client that holds a connection")
 	}
 }
+
+// TestSweepKeepsSessions checks that a session whose connection already
+// closed (its program still shutting down) survives a sweep: otherwise
+// releaseSession finds nothing and the global session slot is lost for
+// good.
+func TestSweepKeepsSessions(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	l := testLimiter(clock, 10, 2)
+	if err := l.admitConn("leaving"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.admitSession("leaving"); err != nil {
+		t.Fatal(err)
+	}
+	l.releaseConn("leaving")
+	for i := range 2 * l.maxClients { // enough one-off clients to sweep
+		c := fmt.Sprint("10.", i)
+		if err := l.admitConn(c); err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		l.releaseConn(c)
+	}
+	l.releaseSession("leaving")
+	if _, sessions, _ := l.counts(); sessions != 0 {
+		t.Errorf("%d sessions counted after the last one ended, want 0", sessions)
+	}
+}
