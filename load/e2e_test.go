@@ -1,11 +1,13 @@
 package load
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -52,9 +54,16 @@ func TestLoginsEndToEnd(t *testing.T) {
 func TestIdleEndToEnd(t *testing.T) {
 	const n = 20
 	st := startStack(t, n, stackOptions{})
+	stats := &countingStats{StatsReader: st.stats()}
+	var duringHold atomic.Int64
 	rep, err := Run(t.Context(), Config{
 		Addr: st.addr, Sessions: n, Concurrency: 8, Hold: 300 * time.Millisecond,
-		Timeout: time.Minute, Stats: st.stats(),
+		Timeout: time.Minute, Stats: stats, SampleEvery: 10 * time.Millisecond,
+		duringHold: func(ctx context.Context) {
+			before := stats.calls.Load()
+			<-ctx.Done()
+			duringHold.Store(stats.calls.Load() - before)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +75,9 @@ func TestIdleEndToEnd(t *testing.T) {
 	}
 	if rep.Peak.Sessions != n {
 		t.Errorf("server saw %d sessions at the end of the hold, want %d", rep.Peak.Sessions, n)
+	}
+	if n := duringHold.Load(); n != 0 {
+		t.Errorf("the server's stats were read %d times during the hold; its idle CPU would count the reads", n)
 	}
 	if rep.HoldRx != 0 {
 		t.Errorf("idle email screens sent %d bytes during the hold", rep.HoldRx)
@@ -138,4 +150,15 @@ func TestCommand(t *testing.T) {
 			t.Errorf("Command(%q) = %v, want error with %q", tc.args, err, tc.err)
 		}
 	}
+}
+
+// countingStats counts the reads of the server's stats.
+type countingStats struct {
+	StatsReader
+	calls atomic.Int64
+}
+
+func (c *countingStats) Stats(ctx context.Context) (Sample, error) {
+	c.calls.Add(1)
+	return c.StatsReader.Stats(ctx)
 }

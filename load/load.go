@@ -277,20 +277,21 @@ func (r *runner) run(parent context.Context) Report {
 	defer cancel()
 
 	stopProgress := r.progress(cfg.Progress)
-	peak := newPeakSampler(ctx, cfg.Stats, cfg.SampleEvery)
 
 	clientStart := selfCPU()
 	start := time.Now()
 	if cfg.Hold > 0 {
+		// No periodic sampling here: it would poll the server through the
+		// hold and count its own cost as the idle sessions' CPU.
 		rep.Peak, rep.HoldCPU, rep.HoldRx = r.idle(ctx)
 		rep.Elapsed = time.Since(start)
 	} else {
+		peak := newPeakSampler(ctx, cfg.Stats, cfg.SampleEvery)
 		r.logins(ctx)
 		rep.Elapsed = time.Since(start)
 		rep.Peak = maxSample(peak.stop(), r.sample(ctx))
 	}
 	rep.ClientCPU = selfCPU() - clientStart
-	peak.stop() // idempotent; the idle run samples its own peak
 	stopProgress()
 
 	rep.After, rep.Settled = r.settle(parent, rep.Before)
@@ -418,7 +419,7 @@ func (r *runner) idle(ctx context.Context) (peak Sample, cpu time.Duration, rx i
 	peak = r.sample(ctx)
 	hwg.Wait()
 	rx = r.rx.Load()
-	if first.CPU >= 0 && peak.CPU >= 0 && first.Known() && peak.Known() {
+	if first.CPU >= 0 && peak.CPU >= 0 {
 		cpu = peak.CPU - first.CPU
 	} else {
 		cpu = -1

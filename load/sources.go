@@ -154,7 +154,7 @@ func (h HTTPStats) Stats(ctx context.Context) (Sample, error) {
 	if resp.StatusCode != http.StatusOK {
 		return s, fmt.Errorf("load: stats: %s", resp.Status)
 	}
-	var st serveStats
+	st := serveStats{Sessions: -1, Goroutines: -1} // a field left out is unknown, not 0
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return s, fmt.Errorf("load: stats: %w", err)
 	}

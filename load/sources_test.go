@@ -98,4 +98,16 @@ func TestHTTPStats(t *testing.T) {
 	if _, err := (HTTPStats{URL: srv.URL + "/nope"}).Stats(t.Context()); err == nil {
 		t.Error("Stats of a 404 succeeded")
 	}
+
+	// An endpoint that leaves fields out (another server, an older build)
+	// must not read as 0 sessions and 0 goroutines: "back to baseline"
+	// would then be a lie.
+	empty := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer empty.Close()
+	got, err = HTTPStats{URL: empty.URL}.Stats(t.Context())
+	if err != nil || got != unknownSample() {
+		t.Errorf("Stats of {} = %+v, %v; want every field unknown (%+v)", got, err, unknownSample())
+	}
 }

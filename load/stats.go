@@ -7,7 +7,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -109,7 +108,6 @@ func statCPU(stat []byte) time.Duration {
 // peakSampler samples the server periodically and keeps the largest value
 // of each field.
 type peakSampler struct {
-	once   sync.Once
 	cancel context.CancelFunc
 	done   chan struct{}
 	peak   Sample
@@ -141,9 +139,9 @@ func newPeakSampler(ctx context.Context, stats StatsReader, every time.Duration)
 	return p
 }
 
-// stop ends the sampling and returns the peak; later calls return it again.
+// stop ends the sampling and returns the peak.
 func (p *peakSampler) stop() Sample {
-	p.once.Do(p.cancel)
+	p.cancel()
 	<-p.done
 	return p.peak
 }
