@@ -131,13 +131,12 @@ func (e configError) Unwrap() error { return e.error }
 type mailer struct {
 	sender *mail.Sender
 	dev    *devserver.Server // nil when a real SMTP server is configured
-	// timeout bounds one send, retries included; the UI waits a little
-	// longer so that the sender, not the UI, reports a slow server.
-	timeout time.Duration
 }
 
-// requestTimeout is how long the UI waits for a code request.
-func (m *mailer) requestTimeout() time.Duration { return m.timeout + 10*time.Second }
+// requestTimeout is how long the UI waits for a code request: a little
+// longer than a send may take, so that the sender, not the UI, reports a
+// slow server.
+func (m *mailer) requestTimeout() time.Duration { return m.sender.Timeout() + 10*time.Second }
 
 func (m *mailer) Close() error {
 	var err error
@@ -180,10 +179,6 @@ func openMailer(ctx context.Context, s *settings) (*mailer, error) {
 			return nil, fmt.Errorf("starting the dev mail server: %w", err)
 		}
 		cfg = m.dev.Apply(cfg) // keeps the From and Subject the operator set
-	}
-	m.timeout = cfg.Timeout
-	if m.timeout == 0 {
-		m.timeout = mail.DefaultTimeout
 	}
 	if m.sender, err = mail.New(cfg); err != nil {
 		m.Close()

@@ -41,6 +41,8 @@ func TestServeSettingErrors(t *testing.T) {
 		{"unusable host key", []string{"--host-key", notAKey}, "--host-key (OTPLOGIN_HOST_KEY): host key " + notAKey},
 		{"listen address without port", []string{"--listen", "127.0.0.1"}, "--listen (OTPLOGIN_LISTEN)"},
 		{"listen address in use", []string{"--listen", busy.Addr().String()}, "--listen (OTPLOGIN_LISTEN)"},
+		{"bad trusted proxy", []string{"--trusted-proxies", "10.0.0.0/8,lb.example"}, "--trusted-proxies (OTPLOGIN_TRUSTED_PROXIES)"},
+		{"debug endpoint not on loopback", []string{"--debug-addr", "0.0.0.0:6060"}, "--debug-addr (OTPLOGIN_DEBUG_ADDR)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"serve", "--outbox", filepath.Join(dir, "outbox"),

@@ -237,3 +237,19 @@ func FuzzParseURL(f *testing.F) {
 		}
 	})
 }
+
+// TestSenderTimeout checks the bound the UI's own wait is derived from.
+func TestSenderTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		set, want time.Duration
+	}{{0, mail.DefaultTimeout}, {7 * time.Second, 7 * time.Second}} {
+		s, err := mail.New(mail.Config{Host: "smtp.example.com", From: "otp@example.com", Timeout: tc.set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Timeout(); got != tc.want {
+			t.Errorf("Timeout with %v set = %v, want %v", tc.set, got, tc.want)
+		}
+		s.Close()
+	}
+}

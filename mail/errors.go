@@ -132,12 +132,6 @@ func (e *SendError) AddressRejected() bool {
 // and captures its subject.
 var enhancedCode = regexp.MustCompile(`^5\.(\d{1,3})\.\d{1,3}\b`)
 
-// Temporary reports that trying again later may succeed (a 4xx reply or a
-// network failure), as opposed to a configuration or address problem.
-func (e *SendError) Temporary() bool {
-	return e.Code >= 400 && e.Code < 500 || e.Code == 0 && isNetwork(e.Err)
-}
-
 // errInvalidRecipient marks an invalid To address (vs an invalid From,
 // which is the operator's problem).
 var errInvalidRecipient = fmt.Errorf("recipient: %w", ErrInvalidAddress)

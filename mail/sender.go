@@ -67,6 +67,9 @@ type Sender struct {
 	pool               pool
 }
 
+// Timeout is the bound on one SendCode, retries included.
+func (s *Sender) Timeout() time.Duration { return s.timeout }
+
 // New checks cfg and returns a Sender for it. cfg must be Configured.
 func New(cfg Config) (*Sender, error) {
 	if !cfg.Configured() {

@@ -204,11 +204,11 @@ func checkMessage(t *testing.T, raw []byte) {
 // many connections the sender made.
 func TestFaults(t *testing.T) {
 	type check struct {
-		stage                    mail.Stage
-		code                     int
-		attempts                 int
-		maybe, rejected, tempErr bool
-		is                       error
+		stage           mail.Stage
+		code            int
+		attempts        int
+		maybe, rejected bool
+		is              error
 	}
 	// failFirst fails the first n connections with err.
 	failFirst := func(n int, err error) func(int, *smtp.Conn) error {
@@ -241,7 +241,7 @@ func TestFaults(t *testing.T) {
 		{
 			name: "450 every time gives up after 3", conns: 3,
 			opts: smtptest.Options{Hooks: smtptest.Hooks{Rcpt: func(int, string) error { return smtptest.Reply(450, "mailbox busy") }}},
-			want: check{stage: mail.StageRcpt, code: 450, attempts: 3, tempErr: true},
+			want: check{stage: mail.StageRcpt, code: 450, attempts: 3},
 		},
 		{
 			name: "drop at MAIL is retried", ok: true, conns: 2, messages: 1,
@@ -295,7 +295,7 @@ func TestFaults(t *testing.T) {
 			ctx: func(ctx context.Context) (context.Context, context.CancelFunc) {
 				return context.WithTimeout(ctx, 300*time.Millisecond)
 			},
-			want: check{stage: mail.StageConnect, attempts: 1, is: context.DeadlineExceeded, tempErr: true},
+			want: check{stage: mail.StageConnect, attempts: 1, is: context.DeadlineExceeded},
 		},
 		{
 			name: "STARTTLS port spoken to with implicit TLS", conns: 1, noMail: true,
@@ -311,14 +311,14 @@ func TestFaults(t *testing.T) {
 			ctx: func(ctx context.Context) (context.Context, context.CancelFunc) {
 				return context.WithTimeout(ctx, 300*time.Millisecond)
 			},
-			want: check{stage: mail.StageDataEnd, attempts: 1, maybe: true, tempErr: true, is: context.DeadlineExceeded},
+			want: check{stage: mail.StageDataEnd, attempts: 1, maybe: true, is: context.DeadlineExceeded},
 		},
 		{
 			name: "drop after the message was read, ambiguous", conns: 1,
 			opts: smtptest.Options{Hooks: smtptest.Hooks{Data: func(_ context.Context, _ int, c *smtp.Conn) error {
 				return smtptest.Drop(c)
 			}}},
-			want: check{stage: mail.StageDataEnd, attempts: 1, maybe: true, tempErr: true},
+			want: check{stage: mail.StageDataEnd, attempts: 1, maybe: true},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -350,12 +350,12 @@ func TestFaults(t *testing.T) {
 				}
 				return
 			}
-			checkSendError(t, err, tc.want.stage, tc.want.code, tc.want.attempts, tc.want.maybe, tc.want.rejected, tc.want.tempErr, tc.want.is)
+			checkSendError(t, err, tc.want.stage, tc.want.code, tc.want.attempts, tc.want.maybe, tc.want.rejected, tc.want.is)
 		})
 	}
 }
 
-func checkSendError(t *testing.T, err error, stage mail.Stage, code, attempts int, maybe, rejected, tempErr bool, is error) {
+func checkSendError(t *testing.T, err error, stage mail.Stage, code, attempts int, maybe, rejected bool, is error) {
 	t.Helper()
 	var se *mail.SendError
 	if !errors.As(err, &se) {
@@ -364,9 +364,9 @@ func checkSendError(t *testing.T, err error, stage mail.Stage, code, attempts in
 	if se.Stage != stage || se.Code != code || se.Attempts != attempts {
 		t.Errorf("stage=%s code=%d attempts=%d, want %s %d %d (%v)", se.Stage, se.Code, se.Attempts, stage, code, attempts, err)
 	}
-	if se.MaybeDelivered() != maybe || se.AddressRejected() != rejected || se.Temporary() != tempErr {
-		t.Errorf("MaybeDelivered=%v AddressRejected=%v Temporary=%v, want %v %v %v (%v)",
-			se.MaybeDelivered(), se.AddressRejected(), se.Temporary(), maybe, rejected, tempErr, err)
+	if se.MaybeDelivered() != maybe || se.AddressRejected() != rejected {
+		t.Errorf("MaybeDelivered=%v AddressRejected=%v, want %v %v (%v)",
+			se.MaybeDelivered(), se.AddressRejected(), maybe, rejected, err)
 	}
 	if is != nil && !errors.Is(err, is) {
 		t.Errorf("errors.Is(%v, %v) = false", err, is)
@@ -436,7 +436,7 @@ func TestConnectionRefused(t *testing.T) {
 	err = send(t, newSender(t, mail.Config{
 		Host: "127.0.0.1", Port: port, From: "otp@example.org", Retry: fastRetry,
 	}), nil)
-	checkSendError(t, err, mail.StageConnect, 0, 3, false, false, true, nil)
+	checkSendError(t, err, mail.StageConnect, 0, 3, false, false, nil)
 }
 
 func TestBadRecipientNeverConnects(t *testing.T) {
@@ -585,7 +585,7 @@ func TestLongReplyIsCut(t *testing.T) {
 		Rcpt: func(int, string) error { return smtptest.Reply(550, "no such user "+strings.Repeat("é", 50_000)) },
 	}})
 	err := send(t, newSender(t, configFor(srv)), nil)
-	checkSendError(t, err, mail.StageRcpt, 550, 1, false, true, false, nil)
+	checkSendError(t, err, mail.StageRcpt, 550, 1, false, true, nil)
 	text := err.Error()
 	if len(text) > 2048 || !strings.Contains(text, "no such user") || !utf8.ValidString(text) {
 		t.Errorf("error text is %d bytes (valid UTF-8: %v), want the start of the reply in at most 2 KiB", len(text), utf8.ValidString(text))
