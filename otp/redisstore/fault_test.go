@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otplogin/otplogin/internal/fakeclock"
+	"github.com/otplogin/otplogin/internal/leakcheck"
 	"github.com/otplogin/otplogin/internal/redistest"
 	"github.com/otplogin/otplogin/otp"
 )
@@ -118,7 +118,7 @@ func TestNoPileUp(t *testing.T) {
 	srv := redistest.Start(t)
 	s := open(t, srv, Options{Timeout: faultTimeout})
 	issue(t, s, "carol@example.com", "c", base) // connections warmed up
-	baseline := runtime.NumGoroutine()
+	leakcheck.Check(t)
 
 	resume := pause(t, srv, stall)
 	const calls = 200
@@ -148,15 +148,6 @@ func TestNoPileUp(t *testing.T) {
 
 	if _, err := s.Attempt(testCtx(t), "carol@example.com", base, testLimits); err != nil {
 		t.Fatalf("Attempt after the stall: %v", err)
-	}
-	// Goroutines that ended may take a moment to be reaped; poll, bounded.
-	deadline := time.Now().Add(5 * time.Second)
-	for n := runtime.NumGoroutine(); n > baseline+2; n = runtime.NumGoroutine() {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("%d goroutines, baseline %d:\n%s", n, baseline, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,42 +110,6 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-func TestFlow(t *testing.T) {
-	s := open(t, redistest.Start(t), Options{})
-	ctx := testCtx(t)
-	const addr = "alice@example.com"
-	p := pending("hash-1", base)
-
-	if _, err := s.Attempt(ctx, addr, base, testLimits); !errors.Is(err, otp.ErrNoCode) {
-		t.Fatalf("Attempt before Issue: %v, want ErrNoCode", err)
-	}
-	res, err := s.Issue(ctx, addr, "10.0.0.1", p, base, testLimits)
-	if err != nil || res.Existing != nil {
-		t.Fatalf("Issue = %+v, %v", res, err)
-	}
-	got, err := s.Attempt(ctx, addr, base.Add(time.Second), testLimits)
-	if err != nil {
-		t.Fatalf("Attempt: %v", err)
-	}
-	want := p
-	want.Attempts = 1
-	if !samePending(got, want) {
-		t.Fatalf("Attempt = %+v, want %+v", got, want)
-	}
-	if ok, err := s.Consume(ctx, addr, []byte("other")); ok || err != nil {
-		t.Fatalf("Consume(wrong hash) = %v, %v", ok, err)
-	}
-	if ok, err := s.Consume(ctx, addr, p.Hash); !ok || err != nil {
-		t.Fatalf("Consume = %v, %v", ok, err)
-	}
-	if ok, err := s.Consume(ctx, addr, p.Hash); ok || err != nil {
-		t.Fatalf("second Consume = %v, %v", ok, err)
-	}
-	if _, err := s.Attempt(ctx, addr, base.Add(time.Second), testLimits); !errors.Is(err, otp.ErrNoCode) {
-		t.Fatalf("Attempt after Consume: %v, want ErrNoCode", err)
-	}
-}
-
 func samePending(a, b otp.Pending) bool {
 	return bytes.Equal(a.Hash, b.Hash) && a.IssuedAt.Equal(b.IssuedAt) &&
 		a.ExpiresAt.Equal(b.ExpiresAt) && a.ResendAt.Equal(b.ResendAt) && a.Attempts == b.Attempts
@@ -176,75 +137,6 @@ func TestNanosecondBoundaries(t *testing.T) {
 	}
 }
 
-func TestIssueLimits(t *testing.T) {
-	srv := redistest.Start(t)
-	const addr = "carol@example.com"
-	tests := []struct {
-		name string
-		run  func(t *testing.T, s *Store) error
-		kind otp.LimitKind
-		// retry is when the refused call may succeed.
-		retry time.Time
-	}{
-		{"dead code inside cooldown", func(t *testing.T, s *Store) error {
-			issue(t, s, addr, "c", base)
-			for range testLimits.MaxAttempts {
-				if _, err := s.Attempt(testCtx(t), addr, base, testLimits); err != nil {
-					t.Fatal(err)
-				}
-			}
-			_, err := s.Issue(testCtx(t), addr, "c", pending("x", base), base.Add(time.Second), testLimits)
-			return err
-		}, otp.LimitResend, base.Add(time.Minute)},
-		{"address cap", func(t *testing.T, s *Store) error {
-			for i := range testLimits.AddressIssues {
-				issue(t, s, addr, fmt.Sprint("c", i), base.Add(time.Duration(i)*time.Minute))
-			}
-			at := base.Add(time.Duration(testLimits.AddressIssues) * time.Minute)
-			_, err := s.Issue(testCtx(t), addr, "other", pending("x", at), at, testLimits)
-			return err
-		}, otp.LimitAddress, base.Add(time.Hour)},
-		{"client cap", func(t *testing.T, s *Store) error {
-			for i := range testLimits.ClientIssues {
-				issue(t, s, fmt.Sprintf("u%d@example.com", i), "c", base)
-			}
-			_, err := s.Issue(testCtx(t), addr, "c", pending("x", base), base.Add(time.Second), testLimits)
-			return err
-		}, otp.LimitClient, base.Add(time.Hour)},
-		{"failure budget across codes", func(t *testing.T, s *Store) error {
-			at := base
-			for i := 0; i < testLimits.FailureBudget; {
-				issue(t, s, addr, fmt.Sprint("c", i), at)
-				for j := 0; j < testLimits.MaxAttempts && i < testLimits.FailureBudget; j, i = j+1, i+1 {
-					if _, err := s.Attempt(testCtx(t), addr, at, testLimits); err != nil {
-						t.Fatal(err)
-					}
-				}
-				at = at.Add(time.Minute)
-			}
-			_, err := s.Issue(testCtx(t), addr, "c", pending("x", at), at, testLimits)
-			return err
-		}, otp.LimitFailures, base.Add(time.Hour)},
-		{"global cap spares live codes", func(t *testing.T, s *Store) error {
-			lim := testLimits
-			lim.MaxPending = 2
-			for i, at := range []time.Time{base, base.Add(time.Second)} {
-				if _, err := s.Issue(testCtx(t), fmt.Sprintf("u%d@example.com", i), "c", pending("x", at), at, lim); err != nil {
-					t.Fatal(err)
-				}
-			}
-			_, err := s.Issue(testCtx(t), addr, "c", pending("x", base), base.Add(2*time.Second), lim)
-			return err
-		}, otp.LimitBusy, base.Add(5 * time.Minute)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := open(t, srv, Options{})
-			wantLimit(t, tt.run(t, s), tt.kind, tt.retry)
-		})
-	}
-}
-
 func issue(t *testing.T, s *Store, addr, client string, at time.Time) {
 	t.Helper()
 	res, err := s.Issue(testCtx(t), addr, client, pending("h", at), at, testLimits)
@@ -267,45 +159,6 @@ func TestGlobalCapFreesAtExpiry(t *testing.T) {
 	wantLimit(t, err, otp.LimitBusy, p.ExpiresAt)
 	if _, err := s.Issue(testCtx(t), "b@example.com", "c", pending("y", p.ExpiresAt), p.ExpiresAt, lim); err != nil {
 		t.Fatalf("Issue at the other code's expiry: %v", err)
-	}
-}
-
-// TestAtomicUnderContention: parallel callers never get more attempts than
-// the limit, and exactly one of many Consumes with the right hash wins.
-func TestAtomicUnderContention(t *testing.T) {
-	s := open(t, redistest.Start(t), Options{})
-	const addr = "dave@example.com"
-	issue(t, s, addr, "c", base)
-	lim := testLimits
-	lim.FailureBudget = 1000
-
-	var ok, consumed atomic.Int32
-	parallel := func(f func()) {
-		var wg sync.WaitGroup
-		for range 32 {
-			wg.Go(f)
-		}
-		wg.Wait()
-	}
-	parallel(func() {
-		if _, err := s.Attempt(testCtx(t), addr, base, lim); err == nil {
-			ok.Add(1)
-		} else if !errors.Is(err, otp.ErrTooManyAttempts) {
-			t.Errorf("Attempt: %v", err)
-		}
-	})
-	parallel(func() {
-		if won, err := s.Consume(testCtx(t), addr, []byte("h")); err != nil {
-			t.Errorf("Consume: %v", err)
-		} else if won {
-			consumed.Add(1)
-		}
-	})
-	if ok.Load() != int32(lim.MaxAttempts) {
-		t.Errorf("%d attempts allowed, want %d", ok.Load(), lim.MaxAttempts)
-	}
-	if consumed.Load() != 1 {
-		t.Errorf("%d Consumes won, want 1", consumed.Load())
 	}
 }
 

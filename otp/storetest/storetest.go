@@ -24,8 +24,9 @@ import (
 )
 
 // base is the suite's clock origin; far from the wall clock on purpose, so
-// a store that reads its own clock for a rule fails.
-var base = time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
+// a store that reads its own clock for a rule fails, and not on a whole
+// second, so a store that rounds a time fails too.
+var base = time.Date(2031, time.March, 4, 5, 6, 7, 123456789, time.UTC)
 
 const (
 	ttl      = 5 * time.Minute
@@ -99,13 +100,17 @@ func (h *h) wantAttemptErr(addr string, now time.Time, lim otp.Limits, want erro
 	}
 }
 
-// wantLimit fails unless err is a *LimitError of kind with RetryAt in
-// (now, latest].
+// wantLimit fails unless err is a *LimitError of kind with RetryAt exactly
+// latest; for LimitBusy, anywhere in (now, latest], as a store may answer
+// "busy" with a retry time up to its sweep interval early.
 func wantLimit(t *testing.T, err error, kind otp.LimitKind, now, latest time.Time) *otp.LimitError {
 	t.Helper()
 	var le *otp.LimitError
 	if !errors.As(err, &le) || le.Kind != kind {
 		t.Fatalf("err = %v, want *LimitError %v", err, kind)
+	}
+	if kind != otp.LimitBusy && !le.RetryAt.Equal(latest) {
+		t.Fatalf("%v RetryAt = +%v, want +%v", kind, le.RetryAt.Sub(base), latest.Sub(base))
 	}
 	if !le.RetryAt.After(now) || le.RetryAt.After(latest) {
 		t.Fatalf("%v RetryAt = +%v, want in (+%v, +%v]", kind, le.RetryAt.Sub(base), now.Sub(base), latest.Sub(base))
