@@ -63,10 +63,12 @@ type addrState struct {
 	hash                    *[sha256.Size]byte
 	issued, expires, resend int64 // unix ns
 	attempts                int32
-	hasCode                 bool
 	counted                 bool // counted in MemoryStore.pending
 	fail, issue             window
 }
+
+// hasCode reports whether a code is pending (live or not yet discarded).
+func (st *addrState) hasCode() bool { return st.hash != nil }
 
 // window is a fixed-window counter: n events since start.
 type window struct {
@@ -123,7 +125,7 @@ func (m *MemoryStore) Issue(_ context.Context, addr, client string, p Pending, n
 		if st.fail.used(n, lim.FailureWindow) >= lim.FailureBudget {
 			return IssueResult{}, limitErr(LimitFailures, st.fail.end(lim.FailureWindow))
 		}
-		if st.hasCode && n < st.resend {
+		if st.hasCode() && n < st.resend {
 			if n < st.expires && int(st.attempts) < lim.MaxAttempts {
 				ex := st.pending()
 				return IssueResult{Existing: &ex}, nil
@@ -156,7 +158,6 @@ func (m *MemoryStore) Issue(_ context.Context, addr, client string, p Pending, n
 		st.counted = true
 		m.pending++
 	}
-	st.hasCode = true
 	st.hash = (*[sha256.Size]byte)(bytes.Clone(p.Hash))
 	st.issued, st.expires, st.resend = p.IssuedAt.UnixNano(), p.ExpiresAt.UnixNano(), p.ResendAt.UnixNano()
 	st.attempts = 0
@@ -206,7 +207,7 @@ func (m *MemoryStore) sweep(n int64, lim Limits) {
 	m.lastSweep = n
 	next := int64(math.MaxInt64)
 	for k, st := range m.addrs {
-		if st.hasCode {
+		if st.hasCode() {
 			if st.counted && n >= st.expires {
 				st.counted = false
 				m.pending--
@@ -217,7 +218,7 @@ func (m *MemoryStore) sweep(n int64, lim Limits) {
 				next = min(next, st.expires)
 			}
 		}
-		if !st.hasCode && st.fail.used(n, lim.FailureWindow) == 0 && st.issue.used(n, lim.IssueWindow) == 0 {
+		if !st.hasCode() && st.fail.used(n, lim.FailureWindow) == 0 && st.issue.used(n, lim.IssueWindow) == 0 {
 			delete(m.addrs, k)
 		}
 	}
@@ -259,7 +260,7 @@ func (st *addrState) dropCode(m *MemoryStore) {
 	if st.counted {
 		m.pending--
 	}
-	st.hasCode, st.counted, st.attempts, st.hash = false, false, 0, nil
+	st.counted, st.attempts, st.hash = false, 0, nil
 }
 
 // Attempt implements Store.
@@ -269,7 +270,7 @@ func (m *MemoryStore) Attempt(_ context.Context, addr string, now time.Time, lim
 	defer m.mu.Unlock()
 	st := m.addrs[addr]
 	switch {
-	case st == nil || !st.hasCode:
+	case st == nil || !st.hasCode():
 		return Pending{}, ErrNoCode
 	case n >= st.expires:
 		return Pending{}, ErrExpired
@@ -311,7 +312,7 @@ func (m *MemoryStore) Discard(_ context.Context, addr string, hash []byte) error
 // match returns addr's state if it holds a code with this hash.
 func (m *MemoryStore) match(addr string, hash []byte) *addrState {
 	st := m.addrs[addr]
-	if st == nil || !st.hasCode || subtle.ConstantTimeCompare(st.hash[:], hash) != 1 {
+	if st == nil || !st.hasCode() || subtle.ConstantTimeCompare(st.hash[:], hash) != 1 {
 		return nil
 	}
 	return st

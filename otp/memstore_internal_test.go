@@ -23,7 +23,7 @@ func checkCount(t *testing.T, m *MemoryStore) {
 	for _, st := range m.addrs {
 		if st.counted {
 			n++
-			if !st.hasCode {
+			if !st.hasCode() {
 				t.Fatal("counted state without a code")
 			}
 		}
@@ -147,7 +147,7 @@ func TestMemoryStoreRandomOps(t *testing.T) {
 		checkCount(t, m)
 		live := 0
 		for _, st := range m.addrs {
-			if st.hasCode && now.UnixNano() < st.expires {
+			if st.hasCode() && now.UnixNano() < st.expires {
 				live++
 			}
 		}

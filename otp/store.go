@@ -23,11 +23,6 @@ type Pending struct {
 	Attempts int
 }
 
-// Live reports whether p can still verify at now under lim.
-func (p Pending) Live(now time.Time, lim Limits) bool {
-	return now.Before(p.ExpiresAt) && p.Attempts < lim.MaxAttempts
-}
-
 // IssueResult is what Store.Issue did.
 type IssueResult struct {
 	// Existing is set when a live code for the address is still inside its
@@ -65,8 +60,9 @@ type Store interface {
 	// Issue applies the issue-time rules for addr and client at now, in
 	// order, stopping at the first that refuses:
 	//  1. the address failure budget is spent: *LimitError LimitFailures;
-	//  2. a live code (see Pending.Live) is inside its cooldown
-	//     (now < ResendAt): it is returned as Existing and nothing changes;
+	//  2. a live code (now < ExpiresAt, Attempts < MaxAttempts) is inside
+	//     its cooldown (now < ResendAt): it is returned as Existing and
+	//     nothing changes;
 	//  3. a dead code is inside its cooldown: *LimitError LimitResend with
 	//     RetryAt = its ResendAt;
 	//  4. the per-address, then the per-client issue cap: LimitAddress,
