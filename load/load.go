@@ -23,6 +23,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/otplogin/otplogin/internal/proccpu"
 )
 
 // idleQuiet is the wait between the last session's first frame and the
@@ -278,7 +280,7 @@ func (r *runner) run(parent context.Context) Report {
 
 	stopProgress := r.progress(cfg.Progress)
 
-	clientStart := selfCPU()
+	clientStart := proccpu.Self()
 	start := time.Now()
 	if cfg.Hold > 0 {
 		// No periodic sampling here: it would poll the server through the
@@ -291,7 +293,7 @@ func (r *runner) run(parent context.Context) Report {
 		rep.Elapsed = time.Since(start)
 		rep.Peak = maxSample(peak.stop(), r.sample(ctx))
 	}
-	rep.ClientCPU = selfCPU() - clientStart
+	rep.ClientCPU = proccpu.Self() - clientStart
 	stopProgress()
 
 	rep.After, rep.Settled = r.settle(parent, rep.Before)

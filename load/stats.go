@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strconv"
 	"time"
+
+	"github.com/otplogin/otplogin/internal/proccpu"
 )
 
 // Sample is the server's resource use at one moment. A negative field is
@@ -51,7 +53,7 @@ func (p Process) Stats(context.Context) (Sample, error) {
 	}
 	if p.PID == 0 {
 		s.Goroutines = runtime.NumGoroutine()
-		s.CPU = selfCPU()
+		s.CPU = proccpu.Self()
 	} else if stat, err := os.ReadFile(dir + "/stat"); err == nil {
 		s.CPU = statCPU(stat)
 	}

@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strconv"
 	"time"
+
+	"github.com/otplogin/otplogin/internal/proccpu"
 )
 
 // Stats is a snapshot of the server's load, for the load tool and operators.
@@ -40,7 +42,7 @@ func (s *Server) Stats() Stats {
 		Turned:        s.turned.Load(),
 		Goroutines:    runtime.NumGoroutine(),
 		RSSBytes:      rss(),
-		CPUNanos:      int64(cpuTime()),
+		CPUNanos:      int64(proccpu.Self()),
 	}
 }
 
