@@ -38,18 +38,22 @@ func DefaultHostKeyPath() string {
 // other users may read, as sshd has it: whoever reads the key can
 // impersonate the server.
 func LoadHostKey(path string) (gossh.Signer, error) {
+	signer, err := loadHostKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, err)
+	}
+	return signer, nil
+}
+
+func loadHostKey(path string) (gossh.Signer, error) {
 	data, err := readHostKey(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return createHostKey(path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, err)
+		return nil, err
 	}
-	signer, err := gossh.ParsePrivateKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, err)
-	}
-	return signer, nil
+	return gossh.ParsePrivateKey(data)
 }
 
 func readHostKey(path string) ([]byte, error) {
@@ -71,22 +75,22 @@ func readHostKey(path string) ([]byte, error) {
 func createHostKey(path string) (gossh.Signer, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: generate: %w", ErrHostKey, path, err)
+		return nil, fmt.Errorf("generate: %w", err)
 	}
 	block, err := gossh.MarshalPrivateKey(priv, "otplogin host key")
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: encode: %w", ErrHostKey, path, err)
+		return nil, fmt.Errorf("encode: %w", err)
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, err)
+		return nil, err
 	}
 	// Written in full under a temporary name (0600), then linked into place:
 	// nobody ever reads half a key, and the link fails if a key exists, so
 	// one that another replica published meanwhile is read, not replaced.
 	f, err := os.CreateTemp(dir, ".otplogin-host-key-*")
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, err)
+		return nil, err
 	}
 	defer os.Remove(f.Name())
 	_, werr := f.Write(pem.EncodeToMemory(block))
@@ -100,14 +104,10 @@ func createHostKey(path string) (gossh.Signer, error) {
 		werr = os.Link(f.Name(), path)
 	}
 	if errors.Is(werr, fs.ErrExist) {
-		return LoadHostKey(path)
+		return loadHostKey(path)
 	}
 	if werr != nil {
-		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, werr)
+		return nil, werr
 	}
-	signer, err := gossh.NewSignerFromKey(priv)
-	if err != nil {
-		return nil, fmt.Errorf("%w %s: %w", ErrHostKey, path, err)
-	}
-	return signer, nil
+	return gossh.NewSignerFromKey(priv)
 }
