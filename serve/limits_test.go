@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/otplogin/otplogin/internal/fakeclock"
 )
 
 func TestClientKey(t *testing.T) {
@@ -28,19 +30,15 @@ func TestClientKey(t *testing.T) {
 	}
 }
 
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time { return c.t }
-
-func testLimiter(clock *fakeClock, sessions, perClient int) *limiter {
+func testLimiter(clock *fakeclock.Clock, sessions, perClient int) *limiter {
 	return newLimiter(Config{
 		MaxSessions: sessions, MaxSessionsPerClient: perClient,
-		ConnRate: rate.Every(time.Second), ConnBurst: 3, Now: clock.now,
+		ConnRate: rate.Every(time.Second), ConnBurst: 3, Now: clock.Now,
 	})
 }
 
 func TestLimiterConnRateRefills(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	clock := fakeclock.New(time.Unix(1e9, 0))
 	l := testLimiter(clock, 100, 100)
 	for i := range 3 {
 		if err := l.admitConn("a"); err != nil {
@@ -53,14 +51,14 @@ func TestLimiterConnRateRefills(t *testing.T) {
 	if err := l.admitConn("b"); err != nil {
 		t.Fatalf("another client is limited too: %v", err)
 	}
-	clock.t = clock.t.Add(time.Second)
+	clock.Advance(time.Second)
 	if err := l.admitConn("a"); err != nil {
 		t.Fatalf("after a second: %v", err)
 	}
 }
 
 func TestLimiterPerClientBeforeGlobal(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	clock := fakeclock.New(time.Unix(1e9, 0))
 	l := testLimiter(clock, 3, 2)
 	l.rate = rate.Inf
 	for range 4 { // per-client conn cap is 2*2
@@ -102,7 +100,7 @@ func TestLimiterPerClientBeforeGlobal(t *testing.T) {
 }
 
 func TestLimiterTableIsBounded(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	clock := fakeclock.New(time.Unix(1e9, 0))
 	l := testLimiter(clock, 10, 2)
 	if err := l.admitConn("holder"); err != nil {
 		t.Fatal(err)
@@ -129,7 +127,7 @@ func TestLimiterTableIsBounded(t *testing.T) {
 // releaseSession finds nothing and the global session slot is lost for
 // good.
 func TestSweepKeepsSessions(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	clock := fakeclock.New(time.Unix(1e9, 0))
 	l := testLimiter(clock, 10, 2)
 	if err := l.admitConn("leaving"); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +13,8 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/time/rate"
+
+	"github.com/otplogin/otplogin/internal/leakcheck"
 )
 
 func TestSessionRunsModel(t *testing.T) {
@@ -362,17 +363,9 @@ func TestGoroutinesReturnToBaseline(t *testing.T) {
 		ts.waitStats(t, "connection released", func(s Stats) bool { return s.Conns == 0 })
 	}
 	session() // the first session starts process-wide helpers
-	baseline := runtime.NumGoroutine()
+	leakcheck.Check(t)
 	for range 5 {
 		session()
-	}
-	deadline := time.Now().Add(waitTime)
-	for runtime.NumGoroutine() > baseline {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines %d, baseline %d:\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
