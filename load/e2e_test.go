@@ -76,7 +76,9 @@ func TestIdleEndToEnd(t *testing.T) {
 	if rep.Peak.Sessions != n {
 		t.Errorf("server saw %d sessions at the end of the hold, want %d", rep.Peak.Sessions, n)
 	}
-	if n := duringHold.Load(); n != 0 {
+	// The sample that ends the hold may be counted too; polling every
+	// 10 ms through 300 ms would be some 30 reads.
+	if n := duringHold.Load(); n > 1 {
 		t.Errorf("the server's stats were read %d times during the hold; its idle CPU would count the reads", n)
 	}
 	if rep.HoldRx != 0 {
