@@ -348,11 +348,10 @@ func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) net.Conn {
 		_, _ = io.WriteString(nc, "busy: too many connections, try again in a minute\r\n")
 		return nil
 	}
-	ctx.SetValue(clientCtxKey{}, client)
-	ctx.SetValue(startCtxKey{}, time.Now())
-	ctx.SetValue(channelCtxKey{}, new(atomic.Bool))
 	c := &countedConn{
 		Conn:    nc,
+		client:  client,
+		start:   time.Now(),
 		release: func() { s.lim.releaseConn(client) },
 		exceeded: func() {
 			s.log.Warn("connection closed", "remote", nc.RemoteAddr().String(),
@@ -364,12 +363,13 @@ func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) net.Conn {
 	return c
 }
 
-type (
-	clientCtxKey  struct{}
-	channelCtxKey struct{}
-	startCtxKey   struct{}
-	connCtxKey    struct{}
-)
+type connCtxKey struct{}
+
+// connOf returns the connection admitConn wrapped for ctx's connection.
+// Every connection the server handles went through admitConn.
+func connOf(ctx ssh.Context) *countedConn {
+	return ctx.Value(connCtxKey{}).(*countedConn) //nolint:forcetypeassert
+}
 
 // track counts a session handler for shutdown to wait on; false means the
 // server is closed and the handler should not run.
@@ -386,8 +386,7 @@ func (s *Server) track() bool {
 // sessionChannel allows one session channel per connection, so that the
 // session caps cannot be dodged by multiplexing one connection.
 func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
-	used, _ := ctx.Value(channelCtxKey{}).(*atomic.Bool)
-	if used == nil || used.Swap(true) {
+	if connOf(ctx).hasSession.Swap(true) {
 		_ = nc.Reject(gossh.ResourceShortage, "one session per connection")
 		return
 	}
@@ -397,9 +396,14 @@ func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc goss
 var errConnBytes = errors.New("connection sent more than MaxConnBytes")
 
 // countedConn stops reading once the peer has sent its byte budget and
-// releases the connection's limiter slot exactly once when closed.
+// releases the connection's limiter slot exactly once when closed. It also
+// carries what the server knows of the connection: the client key, when it
+// was admitted and whether it has opened its one session channel.
 type countedConn struct {
 	net.Conn
+	client            string
+	start             time.Time
+	hasSession        atomic.Bool
 	left              atomic.Int64
 	release, exceeded func()
 	closeOnce, once   sync.Once

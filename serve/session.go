@@ -78,7 +78,8 @@ func (s *Server) handleSession(sess ssh.Session) {
 	}
 	defer s.handlers.Done()
 	start := time.Now()
-	client, _ := sess.Context().Value(clientCtxKey{}).(string)
+	conn := connOf(sess.Context())
+	client := conn.client
 	logger := s.log.With("session", shortID(sess.Context().SessionID()),
 		"remote", sess.RemoteAddr().String())
 	defer func() {
@@ -152,11 +153,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 	case err != nil && end == endQuit:
 		end = endError
 	}
-	var bytesIn int64
-	if c, ok := sess.Context().Value(connCtxKey{}).(*countedConn); ok {
-		bytesIn = s.cfg.MaxConnBytes - c.left.Load()
-	}
-	s.logEnd(logger, start, end, bytesIn, final, err)
+	s.logEnd(logger, start, end, s.cfg.MaxConnBytes-conn.left.Load(), final, err)
 
 	switch end {
 	case endQuit, endDisconnect:
@@ -182,11 +179,7 @@ func (s *Server) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-cha
 	stopping, graceOver := s.stopping, (<-chan struct{})(nil)
 	// The connection is cut at MaxTimeout; quit the program a little
 	// earlier so that the user can be told why.
-	start, ok := ctx.Value(startCtxKey{}).(time.Time)
-	if !ok {
-		start = time.Now()
-	}
-	limit := time.NewTimer(time.Until(start.Add(s.cfg.MaxTimeout - farewellTime)))
+	limit := time.NewTimer(time.Until(connOf(ctx).start.Add(s.cfg.MaxTimeout - farewellTime)))
 	defer limit.Stop()
 	for {
 		select {
