@@ -103,7 +103,13 @@ func runHelperServer() error {
 	return srv.Serve(ctx, sl)
 }
 
-// BenchmarkIdleSessions opens OTPLOGIN_BENCH_SESSIONS (100) concurrent
+// BenchmarkIdleSessions is the package's own idle harness; `otplogin load
+// --hold` measures the same cost per idle session from outside, and is what
+// docs/PERFORMANCE.md uses. This one stays for what load does not do: the
+// echo latency of a key, and the floor of serve, SSH and bubbletea without
+// the ui (OTPLOGIN_BENCH_MODEL=test).
+//
+// It opens OTPLOGIN_BENCH_SESSIONS (100) concurrent
 // sessions of the real login against a server in another process, waits for
 // each first frame, and reports the server's cost per idle session: RSS,
 // goroutines and CPU over a quiet interval, plus connect-to-first-frame
