@@ -2,12 +2,14 @@ package tea
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"time"
 
 	uv "github.com/charmbracelet/ultraviolet"
 	"github.com/charmbracelet/x/term"
+	"github.com/muesli/cancelreader"
 )
 
 func (p *Program) suspend() {
@@ -67,7 +69,7 @@ func (p *Program) initInputReader(cancel bool) error {
 	// raw mode.
 
 	var err error
-	p.cancelReader, err = uv.NewCancelReader(p.input)
+	p.cancelReader, err = uv.NewCancelReader(p.catchReadPanics(p.input))
 	if err != nil {
 		return fmt.Errorf("bubbletea: could not create cancelable reader: %w", err)
 	}
@@ -84,6 +86,10 @@ func (p *Program) initInputReader(cancel bool) error {
 
 func (p *Program) readLoop() {
 	defer close(p.readLoopDone)
+	// otplogin patch: the input is decoded here, and the bytes can come
+	// from anyone (a program per SSH session): a panic in the decoder ends
+	// the program, not the process.
+	defer p.catchGoPanic()
 
 	if err := p.inputScanner.StreamEvents(p.ctx, p.msgs); err != nil {
 		select {
@@ -92,6 +98,37 @@ func (p *Program) readLoop() {
 		case p.errs <- err:
 		}
 	}
+}
+
+// catchReadPanics wraps in so that a panic in its Read ends the program
+// instead of the process: the input is read by a goroutine of the terminal
+// reader's (uv.TerminalReader.StreamEvents), out of reach of readLoop's
+// recover. Files are left as they are: their Read is a system call, and the
+// cancel reader needs the file itself to cancel a read (epoll, kqueue,
+// select, the Windows console). Every other reader gets the cancel reader's
+// fallback, which only calls Read, wrapped or not. otplogin patch.
+func (p *Program) catchReadPanics(in io.Reader) io.Reader {
+	if _, ok := in.(cancelreader.File); ok || p.disableCatchPanics {
+		return in
+	}
+	return &panicSafeReader{r: in, p: p}
+}
+
+// panicSafeReader turns a panic in r's Read into the end of p and an error
+// for the reader's caller, which stops reading. otplogin patch.
+type panicSafeReader struct {
+	r io.Reader
+	p *Program
+}
+
+func (s *panicSafeReader) Read(b []byte) (n int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.p.recoverFromGoPanic(r)
+			n, err = 0, s.p.panicked.Load()
+		}
+	}()
+	return s.r.Read(b) //nolint:wrapcheck
 }
 
 // waitForReadLoop waits for the cancelReader to finish its read loop.
