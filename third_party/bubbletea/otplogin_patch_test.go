@@ -367,6 +367,25 @@ func TestPatchGoroutinePanicsEndTheProgram(t *testing.T) {
 			frame: "readLoop",
 		},
 		{
+			name: "input decoder (readLoop), file input",
+			setup: func(t *testing.T, value string) (*Program, func()) {
+				// A file: the cancel reader polls it, and its Close must
+				// not lose the wake-up of the cancel while the read
+				// goroutine still waits in it.
+				r, w, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := NewProgram(&cmdModel{text: "HELLO"}, WithInput(r), WithOutput(&lockedBuf{}), WithWindowSize(20, 5))
+				p.logger = panicLogger{prefix: "input:", value: value}
+				if _, err := w.WriteString("x"); err != nil {
+					t.Fatal(err)
+				}
+				return p, func() { _ = w.Close(); _ = r.Close() }
+			},
+			frame: "readLoop",
+		},
+		{
 			name: "renderer",
 			setup: func(t *testing.T, value string) (*Program, func()) {
 				// The second frame panics, as drawing a view can: the
@@ -625,5 +644,90 @@ func TestPatchWithoutCatchPanicsCrashes(t *testing.T) {
 				t.Errorf("child did not crash with the injected panic; output:\n%s", out)
 			}
 		})
+	}
+}
+
+// signalLogger closes read the first time the terminal reader logs a chunk
+// of input ("input: %q"), which it does right before it buffers and decodes
+// the chunk. The logger is the program's own field (TEA_TRACE sets it).
+type signalLogger struct {
+	once sync.Once
+	read chan struct{}
+}
+
+func (l *signalLogger) Printf(format string, _ ...any) {
+	if strings.HasPrefix(format, "input:") {
+		l.once.Do(func() { close(l.read) })
+	}
+}
+
+// The input loop ends with the program, however it ends, even when it
+// holds input it has not handed over yet: a lone ESC waits for the rest of
+// a sequence, and the loop sends it when the program stops, to a channel
+// nobody reads any more (upstream: the loop, and the program it holds, stay
+// for ever). And a kill waits for a file input's loop before it closes the
+// reader (upstream closed it at once and lost the wake-up of the cancel:
+// the loop stayed in epoll_wait for ever).
+func TestPatchInputLoopEndsWithProgram(t *testing.T) {
+	inputs := []struct {
+		name string
+		// open returns the program's input, a writer to it, and what ends
+		// the input after Run returned.
+		open func(t *testing.T) (io.Reader, io.Writer, func())
+	}{
+		{"file", func(t *testing.T) (io.Reader, io.Writer, func()) {
+			// The cancel reader polls a file and cancels its read.
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r, w, func() { _ = w.Close(); _ = r.Close() }
+		}},
+		{"not a file", func(t *testing.T) (io.Reader, io.Writer, func()) {
+			// As serve's SSH channel: the read pending at the end cannot
+			// be cancelled and returns when the input closes, as the
+			// channel does when the session ends.
+			r, w := io.Pipe()
+			return r, w, func() { _ = w.Close() }
+		}},
+	}
+	ends := []struct {
+		name string
+		end  func(p *Program)
+		want error
+	}{
+		{"quit", func(p *Program) { p.Quit() }, nil},
+		{"kill", func(p *Program) { p.Kill() }, ErrProgramKilled},
+		{"panic in a command", func(p *Program) { p.Send(BatchMsg{okCmd, panicking("end")}) }, ErrProgramPanic},
+	}
+	for _, in := range inputs {
+		for _, end := range ends {
+			t.Run(in.name+"/"+end.name, func(t *testing.T) {
+				defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+				for range 10 { // the kill race lost about one time in two
+					r, w, closeInput := in.open(t)
+					log := &signalLogger{read: make(chan struct{})}
+					out := &lockedBuf{}
+					p := NewProgram(&cmdModel{text: "HELLO"}, WithInput(r), WithOutput(out), WithWindowSize(20, 5))
+					p.logger = log
+					go func() {
+						// Once the program is up (a Kill during Run's
+						// start-up races with it, upstream too).
+						if waitOut(t, out, 0, "HELLO", 5*time.Second) {
+							_, _ = w.Write([]byte("\x1b"))
+						}
+					}()
+					go func() {
+						<-log.read
+						end.end(p)
+					}()
+					err := runUntilDone(t, p)
+					closeInput()
+					if !errors.Is(err, end.want) {
+						t.Fatalf("Run returned %v, want %v", err, end.want)
+					}
+				}
+			})
+		}
 	}
 }

@@ -1395,6 +1395,11 @@ func (p *Program) shutdown(kill bool) {
 
 		// Check if the cancel reader has been setup before waiting and closing.
 		if p.cancelReader != nil {
+			// otplogin patch: nobody reads p.msgs any more, and the input
+			// loop may be handing over an event (input that came with or
+			// after the quit): take its events until it ends, or it never
+			// does.
+			p.drainReadLoop()
 			// Wait for input loop to finish.
 			if p.cancelReader.Cancel() {
 				if !kill {
