@@ -12,6 +12,7 @@ require (
 	github.com/charmbracelet/x/term v0.2.2
 	github.com/lucasb-eyer/go-colorful v1.4.1
 	github.com/muesli/cancelreader v0.2.2
+	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.47.0
 )
 

@@ -13,6 +13,7 @@ import (
 // Argument output should be the file descriptor for the terminal; usually
 // os.Stdout.
 func (p *Program) listenForResize(done chan struct{}) {
+	defer p.catchGoPanic() // otplogin patch
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGWINCH)
 

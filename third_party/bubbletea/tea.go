@@ -38,6 +38,27 @@ import (
 // ErrProgramPanic is returned by [Program.Run] when the program recovers from a panic.
 var ErrProgramPanic = errors.New("program experienced a panic")
 
+// PanicError is the error behind [ErrProgramPanic]: the value of the panic
+// the program recovered from and the stack of the goroutine that panicked.
+// [Program.Run] returns it wrapped, so errors.Is(err, ErrProgramPanic) holds
+// and errors.As gives the caller the value and stack, to log where it wants
+// (a server running a program per connection logs it, not the terminal the
+// program draws on). If several goroutines panic, it is the first panic.
+// otplogin patch.
+type PanicError struct {
+	Value any    // the value passed to panic
+	Stack []byte // the stack of the goroutine that panicked, as debug.Stack
+}
+
+// Error returns ErrProgramPanic's text and the panic's value, without the
+// stack.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("%v: %v", ErrProgramPanic, e.Value)
+}
+
+// Unwrap returns [ErrProgramPanic].
+func (e *PanicError) Unwrap() error { return ErrProgramPanic }
+
 // ErrProgramKilled is returned by [Program.Run] when the program gets killed.
 var ErrProgramKilled = errors.New("program was killed")
 
@@ -563,6 +584,10 @@ type Program struct {
 	// viewed is set once the renderer has a view (otplogin patch).
 	viewed atomic.Bool
 
+	// panicked is the first panic the program recovered from, whichever
+	// goroutine it happened on (otplogin patch).
+	panicked atomic.Pointer[PanicError]
+
 	// once is used to stop the renderer.
 	once sync.Once
 
@@ -683,6 +708,7 @@ func (p *Program) handleSignals() chan struct{} {
 	//
 	// SIGTERM is sent by unix utilities (like kill) to terminate a process.
 	go func() {
+		defer p.catchGoPanic() // otplogin patch
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 		defer func() {
@@ -735,6 +761,7 @@ func (p *Program) handleCommands(cmds chan Cmd) chan struct{} {
 
 	go func() {
 		defer close(ch)
+		defer p.catchGoPanic() // otplogin patch
 
 		for {
 			select {
@@ -917,7 +944,10 @@ func (p *Program) eventLoop(model Model, cmds chan Cmd) (Model, error) {
 				p.renderer.resize(msg.Width, msg.Height)
 
 			case windowSizeMsg:
-				go p.checkResize()
+				go func() {
+					defer p.catchGoPanic() // otplogin patch
+					p.checkResize()
+				}()
 
 			case requestCursorPosMsg:
 				p.executeQuery(ansi.RequestCursorPositionReport)
@@ -1113,8 +1143,9 @@ func (p *Program) Run() (returnModel Model, returnErr error) {
 	if !p.disableCatchPanics {
 		defer func() {
 			if r := recover(); r != nil {
-				returnErr = fmt.Errorf("%w: %w", ErrProgramKilled, ErrProgramPanic)
-				p.recoverFromPanic(r)
+				// otplogin patch: the error carries the panic (the first
+				// one, if a goroutine panicked before).
+				returnErr = fmt.Errorf("%w: %w", ErrProgramKilled, p.recoverFromPanic(r))
 			}
 		}()
 	}
@@ -1210,6 +1241,7 @@ func (p *Program) Run() (returnModel Model, returnErr error) {
 
 		go func() {
 			defer close(ch)
+			defer p.catchGoPanic() // otplogin patch
 
 			select {
 			case cmds <- initCmd:
@@ -1257,6 +1289,13 @@ func (p *Program) Run() (returnModel Model, returnErr error) {
 
 	// Restore terminal state.
 	p.shutdown(killed)
+
+	// otplogin patch: a goroutine's panic ends the program with it even when
+	// another error got to p.errs first, or when the loop ended on the
+	// cancelled context before it read the panic from p.errs.
+	if pe := p.panicked.Load(); pe != nil && !errors.Is(err, ErrProgramPanic) {
+		err = fmt.Errorf("%w: %w", ErrProgramKilled, pe)
+	}
 
 	return model, err
 }
@@ -1356,6 +1395,11 @@ func (p *Program) shutdown(kill bool) {
 
 		// Check if the cancel reader has been setup before waiting and closing.
 		if p.cancelReader != nil {
+			// otplogin patch: nobody reads p.msgs any more, and the input
+			// loop may be handing over an event (input that came with or
+			// after the quit): take its events until it ends, or it never
+			// does.
+			p.drainReadLoop()
 			// Wait for input loop to finish.
 			if p.cancelReader.Cancel() {
 				if !kill {
@@ -1374,43 +1418,52 @@ func (p *Program) shutdown(kill bool) {
 }
 
 // recoverFromPanic recovers from a panic, prints the stack trace, and restores
-// the terminal to a usable state.
-func (p *Program) recoverFromPanic(r interface{}) {
-	select {
-	case p.errs <- ErrProgramPanic:
-	default:
-	}
+// the terminal to a usable state. It returns the program's first panic
+// (otplogin patch).
+func (p *Program) recoverFromPanic(r interface{}) *PanicError {
+	pe := p.reportPanic(r)
 	p.shutdown(true) // Ok to call here, p.Run() cannot do it anymore.
-	// We use "\r\n" to ensure the output is formatted even when restoring the
-	// terminal does not work or when raw mode is still active.
-	rec := strings.ReplaceAll(fmt.Sprintf("%s", r), "\n", "\r\n")
-	fmt.Fprintf(os.Stderr, "Caught panic:\r\n\r\n%s\r\n\r\nRestoring terminal...\r\n\r\n", rec)
-	stack := strings.ReplaceAll(fmt.Sprintf("%s\n", debug.Stack()), "\n", "\r\n")
-	fmt.Fprint(os.Stderr, stack)
-	if v, err := strconv.ParseBool(os.Getenv("TEA_DEBUG")); err == nil && v {
-		f, err := os.Create(fmt.Sprintf("bubbletea-panic-%d.log", time.Now().Unix()))
-		if err == nil {
-			defer f.Close()        //nolint:errcheck
-			fmt.Fprintln(f, rec)   //nolint:errcheck
-			fmt.Fprintln(f)        //nolint:errcheck
-			fmt.Fprintln(f, stack) //nolint:errcheck
-		}
-	}
+	return pe
 }
 
 // recoverFromGoPanic recovers from a goroutine panic, prints a stack trace and
 // signals for the program to be killed and terminal restored to a usable state.
 func (p *Program) recoverFromGoPanic(r interface{}) {
+	p.reportPanic(r)
+	p.cancel()
+}
+
+// catchGoPanic is deferred first thing by every goroutine the program
+// starts: a panic there ends the program, as one in Update or View does,
+// instead of the process. It must be the deferred function itself, for
+// recover to stop the panic. otplogin patch.
+func (p *Program) catchGoPanic() {
+	if p.disableCatchPanics {
+		return
+	}
+	if r := recover(); r != nil {
+		p.recoverFromGoPanic(r)
+	}
+}
+
+// reportPanic records the panic r, hands it to Run through p.errs and prints
+// it and its stack to stderr as upstream did in recoverFromPanic and
+// recoverFromGoPanic. It returns the program's first panic: that is the one
+// Run returns. otplogin patch: upstream sent only ErrProgramPanic, and the
+// stack went nowhere but stderr.
+func (p *Program) reportPanic(r interface{}) *PanicError {
+	this := &PanicError{Value: r, Stack: debug.Stack()}
+	p.panicked.CompareAndSwap(nil, this)
+	first := p.panicked.Load()
 	select {
-	case p.errs <- ErrProgramPanic:
+	case p.errs <- first:
 	default:
 	}
-	p.cancel()
 	// We use "\r\n" to ensure the output is formatted even when restoring the
 	// terminal does not work or when raw mode is still active.
 	rec := strings.ReplaceAll(fmt.Sprintf("%s", r), "\n", "\r\n")
 	fmt.Fprintf(os.Stderr, "Caught panic:\r\n\r\n%s\r\n\r\nRestoring terminal...\r\n\r\n", rec)
-	stack := strings.ReplaceAll(fmt.Sprintf("%s\n", debug.Stack()), "\n", "\r\n")
+	stack := strings.ReplaceAll(fmt.Sprintf("%s\n", this.Stack), "\n", "\r\n")
 	fmt.Fprint(os.Stderr, stack)
 	if v, err := strconv.ParseBool(os.Getenv("TEA_DEBUG")); err == nil && v {
 		f, err := os.Create(fmt.Sprintf("bubbletea-panic-%d.log", time.Now().Unix()))
@@ -1421,6 +1474,7 @@ func (p *Program) recoverFromGoPanic(r interface{}) {
 			fmt.Fprintln(f, stack) //nolint:errcheck
 		}
 	}
+	return first
 }
 
 // ReleaseTerminal restores the original terminal state and cancels the input
@@ -1468,7 +1522,10 @@ func (p *Program) RestoreTerminal() error {
 	// process was at the foreground, in which case we may not have received
 	// SIGWINCH. Detect any size change now and propagate the new size as
 	// needed.
-	go p.checkResize()
+	go func() {
+		defer p.catchGoPanic() // otplogin patch
+		p.checkResize()
+	}()
 
 	// Flush queued commands.
 	return p.flush()
@@ -1521,6 +1578,19 @@ func (p *Program) startRenderer() {
 	// made after a pause is flushed at once, the first one included: the
 	// first view is drawn as soon as it exists, not one interval later.
 	go func() {
+		// otplogin patch: a panic while flushing (the view's content is
+		// drawn here, and written to the program's output) ends the
+		// program, not the process. This goroutine then still takes the
+		// stop that stopRenderer sends it, or that would block for ever.
+		defer func() {
+			if p.disableCatchPanics {
+				return
+			}
+			if r := recover(); r != nil {
+				p.recoverFromGoPanic(r)
+				<-p.rendererDone
+			}
+		}()
 		var last time.Time
 		var wait *time.Timer
 		viewed := make(chan struct{}, 1) // this goroutine's answers from viewReq
