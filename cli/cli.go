@@ -67,7 +67,8 @@ func (s signalled) Error() string { return s.sig.String() }
 // cancelled with a signalled cause (see Main) stops the command and makes
 // the status 128 + the signal's number.
 func Run(ctx context.Context, args []string, stdio IO) int {
-	root := newRoot(stdio)
+	r := &runner{stdio: stdio}
+	root := r.newRoot()
 	root.SetArgs(append([]string{}, args...)) // never nil: cobra would read os.Args
 	root.SetOut(stdio.Stdout)
 	root.SetErr(stdio.Stderr)
@@ -79,7 +80,15 @@ func Run(ctx context.Context, args []string, stdio IO) int {
 	if sig, ok := signalOf(ctx); ok {
 		return 128 + int(sig)
 	}
-	return statusOf(err)
+	if err != nil {
+		return statusOf(err)
+	}
+	return r.status
+}
+
+func isSignalled(ctx context.Context) bool {
+	_, ok := signalOf(ctx)
+	return ok
 }
 
 func signalOf(ctx context.Context) (syscall.Signal, bool) {

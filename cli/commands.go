@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -10,9 +12,41 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// runner is one run of the command line.
+type runner struct {
+	stdio IO
+	// status is the exit status of a command that ended without an error
+	// to print.
+	status int
+}
+
+// command is the RunE of a command: it reads the settings command takes
+// and hands them to do.
+func (r *runner) command(command commands, do func(context.Context, *Config, IO) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		c, err := readConfig(cmd.Flags(), r.stdio.Getenv, command)
+		if err == nil {
+			err = do(cmd.Context(), c, r.stdio)
+		}
+		// A status that says it all, and a signal, skip fang's error
+		// handler: before calling it, fang asks a terminal on stdout for its
+		// background colour, which is wasted here and waits on a terminal
+		// that does not answer.
+		var status exitStatus
+		switch {
+		case errors.As(err, &status):
+			r.status = int(status)
+			return nil
+		case err != nil && isSignalled(cmd.Context()):
+			return nil
+		}
+		return err
+	}
+}
+
 // newRoot builds the command tree. Each command takes its flags from the
 // table of settings and hands a Config to the code that does the work.
-func newRoot(stdio IO) *cobra.Command {
+func (r *runner) newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "otplogin",
 		Short: "Prove that a person owns an email address, with a one-time code",
@@ -42,21 +76,15 @@ otplogin serve --listen :23234
 			}
 			return usageError{err}
 		},
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := readConfig(cmd.Flags(), stdio.Getenv, cmdLocal)
-			if err != nil {
-				return err
-			}
-			return runLocal(cmd.Context(), c, stdio)
-		},
+		RunE: r.command(cmdLocal, runLocal),
 	}
 	addFlags(root.Flags(), table, cmdLocal)
 	root.Long += envOnly(cmdLocal)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
-		newServeCommand(stdio),
-		newMailTestCommand(stdio),
-		newLoadCommand(stdio),
+		r.newServeCommand(),
+		r.newMailTestCommand(),
+		r.newLoadCommand(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
@@ -72,7 +100,7 @@ otplogin serve --listen :23234
 	return root
 }
 
-func newServeCommand(stdio IO) *cobra.Command {
+func (r *runner) newServeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the login over SSH, for anyone who runs ssh -p 23234 host",
@@ -91,20 +119,14 @@ OTPLOGIN_SMTP_URL=smtps://user:pass@smtp.example.com:465 otplogin serve --listen
 OTPLOGIN_SECRET=$(openssl rand -hex 32) otplogin serve --redis-url redis://redis.internal:6379/0
 `,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := readConfig(cmd.Flags(), stdio.Getenv, cmdServe)
-			if err != nil {
-				return err
-			}
-			return runServe(cmd.Context(), c, stdio)
-		},
+		RunE: r.command(cmdServe, runServe),
 	}
 	addFlags(cmd.Flags(), table, cmdServe)
 	cmd.Long += envOnly(cmdServe)
 	return cmd
 }
 
-func newMailTestCommand(stdio IO) *cobra.Command {
+func (r *runner) newMailTestCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mail-test --to ADDRESS",
 		Short: "Send one test message with the current mail settings",
@@ -116,13 +138,7 @@ otplogin mail-test --to you@example.com
 OTPLOGIN_SMTP_URL='smtp://you%40gmail.com:app-password@smtp.gmail.com:587' otplogin mail-test --to you@gmail.com
 `,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := readConfig(cmd.Flags(), stdio.Getenv, cmdMailTest)
-			if err != nil {
-				return err
-			}
-			return runMailTest(cmd.Context(), c, stdio)
-		},
+		RunE: r.command(cmdMailTest, runMailTest),
 	}
 	addFlags(cmd.Flags(), commandFlags, cmdMailTest)
 	addFlags(cmd.Flags(), table, cmdMailTest)
@@ -130,7 +146,7 @@ OTPLOGIN_SMTP_URL='smtp://you%40gmail.com:app-password@smtp.gmail.com:587' otplo
 	return cmd
 }
 
-func newLoadCommand(stdio IO) *cobra.Command {
+func (r *runner) newLoadCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "load",
 		Short: "Drive real SSH logins against a local serve and report what they cost",
@@ -146,13 +162,7 @@ otplogin serve --outbox "$outbox" --debug-addr 127.0.0.1:6060 --max-sessions 200
 otplogin load --outbox "$outbox" --debug-addr 127.0.0.1:6060 --sessions 1000 --concurrency 32
 `,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := readConfig(cmd.Flags(), stdio.Getenv, cmdLoad)
-			if err != nil {
-				return err
-			}
-			return runLoad(cmd.Context(), c, stdio)
-		},
+		RunE: r.command(cmdLoad, runLoad),
 	}
 	addFlags(cmd.Flags(), commandFlags, cmdLoad)
 	return cmd

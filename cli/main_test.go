@@ -95,7 +95,10 @@ type tmuxSession struct {
 func startTmux(t *testing.T, w, h int, env []string, command string, captureStdout bool) *tmuxSession {
 	t.Helper()
 	needTool(t, "tmux")
-	s := &tmuxSession{t: t, socket: "otplogin-test-" + filepath.Base(t.TempDir()), dir: t.TempDir()}
+	dir := t.TempDir()
+	// The test's own temp folder (Test...123/004) names the socket:
+	// parallel tests and each session of a test get their own tmux server.
+	s := &tmuxSession{t: t, socket: "otplogin-test-" + filepath.Base(filepath.Dir(dir)) + "-" + filepath.Base(dir), dir: dir}
 	if captureStdout {
 		command += " > " + filepath.Join(s.dir, "stdout")
 	}
