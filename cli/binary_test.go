@@ -33,7 +33,7 @@ func TestBadSettings(t *testing.T) {
 	}
 	const secretHex = "OTPLOGIN_SECRET=0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f"
 	remote := []string{"OTPLOGIN_SMTP_HOST=smtp.example.com", "OTPLOGIN_MAIL_FROM=otp@example.com"}
-	cases := map[*Setting][]badValue{
+	cases := map[*setting][]badValue{
 		smtpURL: {
 			{value: "ftp://u:hunter2@smtp.example.com"},
 			{value: "smtp://u:hunter2@:587"},
@@ -65,10 +65,10 @@ func TestBadSettings(t *testing.T) {
 		findFlag(cmdLoad, "run-id"):      {{value: "a b@c"}},
 	}
 	for _, s := range slices.Concat(table, commandFlags) {
-		if s.Want() != "" && s.Type() != "string" || s.Type() == "bool" {
+		if s.want() != "" && s.typeName() != "string" || s.typeName() == "bool" {
 			cases[s] = append(cases[s], badValue{value: map[string]string{
-				"int": "abc", "duration": "soon", "float": "NaN", "bool": "maybe"}[s.Type()]})
-		} else if s.Want() != "" {
+				"int": "abc", "duration": "soon", "float": "NaN", "bool": "maybe"}[s.typeName()]})
+		} else if s.want() != "" {
 			cases[s] = append(cases[s], badValue{value: "no-such-choice"})
 		}
 		if len(cases[s]) == 0 {
@@ -91,7 +91,7 @@ func TestBadSettings(t *testing.T) {
 					t.Parallel()
 					args, env := slices.Clone(command), slices.Clone(b.env)
 					if way == "flag" {
-						args = append(args, s.FlagName()+"="+b.value)
+						args = append(args, s.flagName()+"="+b.value)
 					} else {
 						env = append(env, s.Env+"="+b.value)
 					}
@@ -177,7 +177,7 @@ func firstCommand(s commands) []string {
 }
 
 // find is the setting of the variable env.
-func find(env string) *Setting {
+func find(env string) *setting {
 	for _, s := range table {
 		if s.Env == env {
 			return s
@@ -187,7 +187,7 @@ func find(env string) *Setting {
 }
 
 // findFlag is command's own flag name.
-func findFlag(command commands, name string) *Setting {
+func findFlag(command commands, name string) *setting {
 	for _, s := range commandFlags {
 		if s.For&command != 0 && s.Flag == name {
 			return s

@@ -89,7 +89,11 @@ otplogin serve --listen :23234
 			Use:   "version",
 			Short: "Print the version",
 			Long:  "Print otplogin's version, as --version does.",
-			Args:  noArgs,
+			Example: `
+otplogin version
+otplogin --version
+`,
+			Args: noArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), "otplogin version "+cmd.Root().Version)
 				return err
@@ -175,8 +179,14 @@ func newManCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "man",
 		Short: "Print the man page",
-		Long:  "Print otplogin's man page, in roff: otplogin man | man -l -",
-		Args:  noArgs,
+		Long:  "Print otplogin's man page, in roff.",
+		Example: `
+# read it
+otplogin man | man -l -
+# install it
+otplogin man > /usr/local/share/man/man1/otplogin.1
+`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			root := cmd.Root()
 			// roff makes a paragraph of each line: join the lines of each
@@ -223,10 +233,10 @@ func environmentText() string {
 	var b strings.Builder
 	for _, s := range table {
 		fmt.Fprintf(&b, "%s: %s", s.Env, s.Help)
-		if w := s.Want(); w != "" {
+		if w := s.want(); w != "" {
 			fmt.Fprintf(&b, ": %s", w)
 		}
-		if d := s.DefaultText(); d != "" {
+		if d := s.defaultText(); d != "" {
 			fmt.Fprintf(&b, " (default: %s)", d)
 		}
 		if s.Flag != "" {

@@ -26,7 +26,7 @@ func flagsOf(command commands) (flags, vars []string) {
 			continue
 		}
 		if s.Flag != "" {
-			flags = append(flags, s.FlagName())
+			flags = append(flags, s.flagName())
 		}
 		if s.Env != "" {
 			vars = append(vars, s.Env)

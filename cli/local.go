@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -21,7 +22,7 @@ import (
 // never on stdout: stdout gets only the verified address, so that
 // email=$(otplogin) works in scripts.
 func runLocal(ctx context.Context, c *Config, stdio IO) error {
-	addr, err := localLogin(ctx, c)
+	addr, err := localLogin(ctx, c, stdio)
 	if err != nil {
 		return err
 	}
@@ -31,7 +32,7 @@ func runLocal(ctx context.Context, c *Config, stdio IO) error {
 
 // localLogin runs the UI and returns the verified address; errNotVerified
 // when the user left without verifying, errInterrupted on Ctrl+C.
-func localLogin(ctx context.Context, c *Config) (string, error) {
+func localLogin(ctx context.Context, c *Config, stdio IO) (string, error) {
 	m, err := openMailer(ctx, c)
 	if err != nil {
 		return "", err
@@ -50,7 +51,7 @@ func localLogin(ctx context.Context, c *Config) (string, error) {
 	}
 	defer svc.Close()
 
-	in, out, closeTerm, err := terminal()
+	in, out, closeTerm, err := terminal(stdio.Stdout)
 	if err != nil {
 		return "", err
 	}
@@ -87,11 +88,12 @@ func localLogin(ctx context.Context, c *Config) (string, error) {
 	return "", errNotVerified
 }
 
-// terminal opens the controlling terminal for the UI, so that it works
-// when stdout is a pipe.
-func terminal() (in, out *os.File, closeTerm func(), err error) {
-	if term.IsTerminal(os.Stdin.Fd()) && term.IsTerminal(os.Stdout.Fd()) {
-		return os.Stdin, os.Stdout, func() {}, nil
+// terminal is the terminal for the UI: stdin and stdout when both are one,
+// else the controlling terminal, so that the UI never draws on a stdout
+// that is a pipe.
+func terminal(stdout io.Writer) (in, out *os.File, closeTerm func(), err error) {
+	if f, ok := stdout.(*os.File); ok && term.IsTerminal(f.Fd()) && term.IsTerminal(os.Stdin.Fd()) {
+		return os.Stdin, f, func() {}, nil
 	}
 	in, out, err = tea.OpenTTY()
 	if err != nil {

@@ -22,16 +22,16 @@ func settingsMarkdown() string {
 		cell := func(v string) { b.WriteString(" " + v + " |") }
 		b.WriteString("|")
 		cell(code(s.Env))
-		cell(code(s.FlagName()))
+		cell(code(s.flagName()))
 		switch {
 		case s.Default != "":
 			cell(s.Default)
 		default:
-			cell(code(s.DefaultText()))
+			cell(code(s.defaultText()))
 		}
 		cell(strings.Join(s.For.names(), ", "))
 		what := sentence(s.Help)
-		if w := s.Want(); w != "" {
+		if w := s.want(); w != "" {
 			what += " Must be " + w + "."
 		}
 		if s.More != "" {

@@ -10,11 +10,11 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// A Setting is one entry of the table of settings (table.go): a flag, the
+// A setting is one entry of the table of settings (table.go): a flag, the
 // OTPLOGIN_* variable it mirrors, its type, default, bounds and help, and
 // the field of Config it fills. Flags, the environment, --help, the man
 // page, the errors and the README's table all come from these entries.
-type Setting struct {
+type setting struct {
 	// Flag is the flag's name without dashes; "" for a setting read only
 	// from the environment (a secret would show in ps).
 	Flag string
@@ -67,8 +67,8 @@ func (s commands) names() []string {
 	return out
 }
 
-// FlagName is "--flag", or "" for a setting with no flag.
-func (s *Setting) FlagName() string {
+// flagName is "--flag", or "" for a setting with no flag.
+func (s *setting) flagName() string {
 	if s.Flag == "" {
 		return ""
 	}
@@ -76,7 +76,7 @@ func (s *Setting) FlagName() string {
 }
 
 // label names the setting in a message: "--flag (ENV)", "ENV" or "--flag".
-func (s *Setting) label() string { return label(s.FlagName(), s.Env) }
+func (s *setting) label() string { return label(s.flagName(), s.Env) }
 
 func label(flag, env string) string {
 	switch {
@@ -88,27 +88,27 @@ func label(flag, env string) string {
 	return flag + " (" + env + ")"
 }
 
-// DefaultText is the default as --help and the README show it; "" for none.
-func (s *Setting) DefaultText() string {
+// defaultText is the default as --help and the README show it; "" for none.
+func (s *setting) defaultText() string {
 	if s.Default != "" {
 		return s.Default
 	}
 	return s.value.defaultText()
 }
 
-// Type is the value's type as flags show it: int, duration, float, string
+// typeName is the value's type as flags show it: int, duration, float, string
 // or bool.
-func (s *Setting) Type() string { return s.value.typeName() }
+func (s *setting) typeName() string { return s.value.typeName() }
 
-// Want says what a good value is ("a whole number from 1 to 1000000"), or
+// want says what a good value is ("a whole number from 1 to 1000000"), or
 // "" when the help says it.
-func (s *Setting) Want() string { return s.value.want() }
+func (s *setting) want() string { return s.value.want() }
 
 // usage is the flag's help line. The default comes after it from the
 // flag's DefValue.
-func (s *Setting) usage() string {
+func (s *setting) usage() string {
 	u := s.Help
-	if w := s.Want(); w != "" {
+	if w := s.want(); w != "" {
 		u += ": " + w
 	}
 	if s.Env != "" {
@@ -118,13 +118,13 @@ func (s *Setting) usage() string {
 }
 
 // fail is err, found with the value of s, as a *SettingError.
-func (s *Setting) fail(err error) *SettingError {
-	return &SettingError{Flag: s.FlagName(), Env: s.Env, Err: err}
+func (s *setting) fail(err error) *SettingError {
+	return &SettingError{Flag: s.flagName(), Env: s.Env, Err: err}
 }
 
 // bad is the error for the value raw of s, which set refused with err.
-func (s *Setting) bad(raw string, err error) *SettingError {
-	e := &SettingError{Flag: s.FlagName(), Env: s.Env, Err: err}
+func (s *setting) bad(raw string, err error) *SettingError {
+	e := &SettingError{Flag: s.flagName(), Env: s.Env, Err: err}
 	var (
 		pe *partError
 		na notA
@@ -183,7 +183,7 @@ type notA string
 
 func (w notA) Error() string { return "is not " + string(w) }
 
-// value is the typed part of a Setting: how to parse its text into Config,
+// value is the typed part of a setting: how to parse its text into Config,
 // and what it defaults to.
 type value interface {
 	typeName() string
@@ -232,7 +232,7 @@ func (f field[T]) set(c *Config, raw string) error {
 
 // def makes a table entry: s, whose value is of kind k, defaults to def and
 // goes into the field of Config that dst points to.
-func def[T any](s Setting, k kind[T], def T, dst func(*Config) *T) *Setting {
+func def[T any](s setting, k kind[T], def T, dst func(*Config) *T) *setting {
 	s.value = field[T]{kind: k, def: def, dst: dst}
 	return &s
 }
@@ -392,25 +392,25 @@ func orList(names []string) string {
 // with the same parser as the variable's text, so that a flag and a
 // variable have one set of rules and one kind of error.
 type flagValue struct {
-	s   *Setting
+	s   *setting
 	raw string
 }
 
 func (f *flagValue) String() string     { return f.raw }
 func (f *flagValue) Set(v string) error { f.raw = v; return nil }
-func (f *flagValue) Type() string       { return f.s.Type() }
+func (f *flagValue) Type() string       { return f.s.typeName() }
 
 // addFlags defines the flags of the settings in table that command takes,
 // in the table's order.
-func addFlags(fs *pflag.FlagSet, table []*Setting, command commands) {
+func addFlags(fs *pflag.FlagSet, table []*setting, command commands) {
 	fs.SortFlags = false
 	for _, s := range table {
 		if s.For&command == 0 || s.Flag == "" {
 			continue
 		}
 		f := fs.VarPF(&flagValue{s: s}, s.Flag, "", s.usage())
-		f.DefValue = s.DefaultText()
-		if s.Type() == "bool" {
+		f.DefValue = s.defaultText()
+		if s.typeName() == "bool" {
 			f.NoOptDefVal = "true"
 		}
 	}
@@ -426,7 +426,7 @@ const (
 )
 
 // given is the text of each setting that was given, and where from.
-type given map[*Setting]givenValue
+type given map[*setting]givenValue
 
 type givenValue struct {
 	raw string
@@ -436,7 +436,7 @@ type givenValue struct {
 // lookup collects the settings of table that command takes from the flags
 // in fs and the environment. A flag wins over the variable, even when it
 // is empty (--outbox= means the default whatever the environment says).
-func lookup(fs *pflag.FlagSet, getenv func(string) string, table []*Setting, command commands) given {
+func lookup(fs *pflag.FlagSet, getenv func(string) string, table []*setting, command commands) given {
 	g := given{}
 	for _, s := range table {
 		if s.For&command == 0 {
@@ -459,7 +459,7 @@ func lookup(fs *pflag.FlagSet, getenv func(string) string, table []*Setting, com
 
 // apply stores every setting's default in c, then parses the given ones in
 // table order; the first bad one is the error.
-func (g given) apply(c *Config, table []*Setting) error {
+func (g given) apply(c *Config, table []*setting) error {
 	for _, s := range table {
 		s.value.reset(c)
 	}
@@ -476,4 +476,4 @@ func (g given) apply(c *Config, table []*Setting) error {
 }
 
 // has reports whether s was given a value that is not empty.
-func (g given) has(s *Setting) bool { return g[s].raw != "" }
+func (g given) has(s *setting) bool { return g[s].raw != "" }

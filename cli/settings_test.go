@@ -144,7 +144,7 @@ func TestMailFieldNamesItsSetting(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		environ map[string]string
-		want    *Setting
+		want    *setting
 	}{
 		{"security from the parts", map[string]string{"OTPLOGIN_SMTP_HOST": "smtp.example.com", "OTPLOGIN_SMTP_SECURITY": "none", "OTPLOGIN_MAIL_FROM": "a@b.example"}, smtpSecurity},
 		{"security from the url", map[string]string{"OTPLOGIN_SMTP_URL": "smtp://smtp.example.com?security=none", "OTPLOGIN_MAIL_FROM": "a@b.example"}, smtpURL},
@@ -156,7 +156,7 @@ func TestMailFieldNamesItsSetting(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parse(t, cmdMailTest, nil, tc.environ)
 			var se *SettingError
-			if !errors.As(err, &se) || se.Env != tc.want.Env || se.Flag != tc.want.FlagName() {
+			if !errors.As(err, &se) || se.Env != tc.want.Env || se.Flag != tc.want.flagName() {
 				t.Fatalf("err = %#v, want a *SettingError for %s", err, tc.want.label())
 			}
 			var fe *mail.FieldError
@@ -254,7 +254,7 @@ func TestREADMETableHasEverySetting(t *testing.T) {
 				row = line
 			}
 		}
-		if row == "" || !strings.Contains(row, s.FlagName()) || !strings.Contains(row, s.DefaultText()) {
+		if row == "" || !strings.Contains(row, s.flagName()) || !strings.Contains(row, s.defaultText()) {
 			t.Errorf("%s: row %q", s.label(), row)
 		}
 	}
