@@ -118,10 +118,10 @@ func TestCommand(t *testing.T) {
 	debugAddr := strings.TrimPrefix(dbg.URL, "http://")
 
 	var stdout, stderr strings.Builder
-	err := Command(t.Context(), []string{
-		"-addr", st.addr, "-sessions", "5", "-concurrency", "2",
-		"-outbox", st.outbox, "-debug-addr", debugAddr, "-settle", "1ms", "-json",
-	}, &stdout, &stderr)
+	o := DefaultOptions()
+	o.Addr, o.Sessions, o.Concurrency, o.Settle = st.addr, 5, 2, time.Millisecond
+	o.Outbox, o.DebugAddr, o.JSON = st.outbox, debugAddr, true
+	err := Command(t.Context(), o, &stdout, &stderr)
 	// Pooled SMTP connections keep dev-server goroutines past a 1ms settle.
 	if err != nil && !strings.Contains(err.Error(), "server goroutines") {
 		t.Fatalf("Command: %v\n%s", err, stderr.String())
@@ -137,19 +137,22 @@ func TestCommand(t *testing.T) {
 		t.Errorf("progress = %q", stderr.String())
 	}
 
+	// The command line checks its flags (package cli); Command checks
+	// again what a name resolves to and what Run cannot take.
 	for _, tc := range []struct {
-		args []string
+		name string
+		edit func(*Options)
 		err  string
 	}{
-		{[]string{"-addr", "192.0.2.7:22"}, "non-loopback"},
-		{[]string{"-addr", st.addr, "-debug-addr", "192.0.2.7:6060", "-hold", "1s"}, "non-loopback"},
-		{[]string{"-sessions", "0"}, "sessions must be"},
-		{[]string{"extra"}, "unexpected argument"},
-		{[]string{"-bogus"}, "flag provided but not defined"},
+		{"remote target", func(o *Options) { o.Addr = "192.0.2.7:22" }, "non-loopback"},
+		{"remote debug endpoint", func(o *Options) { o.Addr, o.DebugAddr, o.Hold = st.addr, "192.0.2.7:6060", time.Second }, "non-loopback"},
+		{"no sessions", func(o *Options) { o.Sessions = 0 }, "sessions must be"},
 	} {
-		err := Command(t.Context(), tc.args, io.Discard, io.Discard)
+		o := DefaultOptions()
+		tc.edit(&o)
+		err := Command(t.Context(), o, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
-			t.Errorf("Command(%q) = %v, want error with %q", tc.args, err, tc.err)
+			t.Errorf("%s: Command = %v, want error with %q", tc.name, err, tc.err)
 		}
 	}
 }

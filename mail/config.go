@@ -44,6 +44,8 @@ type Config struct {
 	Host     string
 	Port     int // 0: 465 for ImplicitTLS, else 587
 	Username string
+	// Password may be a Gmail app password as Google shows it, four groups
+	// of four letters: New drops the spaces.
 	Password string
 	// Security is StartTLS, ImplicitTLS or NoTLS; empty derives it from
 	// the port (465: ImplicitTLS, else StartTLS).
@@ -133,105 +135,21 @@ func (c Config) security() Security {
 	return StartTLS
 }
 
-// Environment variable names read by ConfigFromEnv.
-const (
-	EnvURL      = "OTPLOGIN_SMTP_URL"
-	EnvHost     = "OTPLOGIN_SMTP_HOST"
-	EnvPort     = "OTPLOGIN_SMTP_PORT"
-	EnvUsername = "OTPLOGIN_SMTP_USERNAME"
-	EnvPassword = "OTPLOGIN_SMTP_PASSWORD"
-	EnvSecurity = "OTPLOGIN_SMTP_SECURITY"
-	EnvFrom     = "OTPLOGIN_MAIL_FROM"
-	EnvSubject  = "OTPLOGIN_MAIL_SUBJECT"
-	EnvHelo     = "OTPLOGIN_SMTP_HELO"
-	EnvCAFile   = "OTPLOGIN_SMTP_CA_FILE"
-	EnvTimeout  = "OTPLOGIN_SMTP_TIMEOUT"
-)
-
-// ConfigFromEnv reads the OTPLOGIN_SMTP_* and OTPLOGIN_MAIL_* variables
-// through getenv (os.Getenv in main) and validates the result. The server
-// comes either from OTPLOGIN_SMTP_URL or from the split HOST/PORT/USERNAME/
-// PASSWORD/SECURITY variables. With no server set, the result is not
-// Configured and only the message settings are filled in. Each error is one
-// line that names the setting and never contains the password.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	var c Config
-	rawURL := strings.TrimSpace(getenv(EnvURL))
-	host := strings.TrimSpace(getenv(EnvHost))
-	switch {
-	case rawURL != "" && host != "":
-		return Config{}, fmt.Errorf("%s: set either %s or %s, not both", EnvURL, EnvURL, EnvHost)
-	case rawURL != "":
-		if err := c.SetURL(rawURL); err != nil {
-			return Config{}, fmt.Errorf("%s: %w", EnvURL, err)
-		}
-	case host != "":
-		c.Host = host
-		if p := strings.TrimSpace(getenv(EnvPort)); p != "" {
-			n, err := parsePort(p)
-			if err != nil {
-				return Config{}, fmt.Errorf("%s: %w", EnvPort, err)
-			}
-			c.Port = n
-		}
-		c.Username = getenv(EnvUsername)
-		c.Password = stripAppPassword(getenv(EnvPassword))
-		if s := strings.TrimSpace(getenv(EnvSecurity)); s != "" {
-			sec, err := ParseSecurity(s)
-			if err != nil {
-				return Config{}, fmt.Errorf("%s: %w", EnvSecurity, err)
-			}
-			c.Security = sec
-		}
-	default:
-		for _, name := range []string{EnvPort, EnvUsername, EnvPassword, EnvSecurity} {
-			if getenv(name) != "" {
-				return Config{}, fmt.Errorf("%s: set but %s is empty", name, EnvHost)
-			}
-		}
-	}
-	c.From = strings.TrimSpace(getenv(EnvFrom))
-	c.Subject = strings.TrimSpace(getenv(EnvSubject))
-	c.HeloName = strings.TrimSpace(getenv(EnvHelo))
-	c.CAFile = strings.TrimSpace(getenv(EnvCAFile))
-	if t := strings.TrimSpace(getenv(EnvTimeout)); t != "" {
-		d, err := ParseTimeout(t)
-		if err != nil {
-			return Config{}, fmt.Errorf("%s: %w", EnvTimeout, err)
-		}
-		c.Timeout = d
-	}
-	if err := c.Validate(); err != nil {
-		if rawURL != "" {
-			err = namedByURL(err)
-		}
-		return Config{}, err
-	}
-	return c, nil
+// A FieldError is a Config field with a value that cannot work. Field is
+// the field's name ("Port", "From"); Err says why, in words for the
+// operator, and never holds the password. Callers that took the value from
+// somewhere (a flag, a variable) map Field back to it.
+type FieldError struct {
+	Field string
+	Err   error
 }
 
-// namedByURL renames an error about a server setting that came from
-// OTPLOGIN_SMTP_URL, so that it names the variable the operator set.
-func namedByURL(err error) error {
-	msg := err.Error()
-	for _, name := range []string{EnvHost, EnvPort, EnvUsername, EnvSecurity} {
-		if rest, ok := strings.CutPrefix(msg, name+":"); ok {
-			return errors.New(EnvURL + ":" + rest)
-		}
-	}
-	return err
-}
+func (e *FieldError) Error() string { return "mail: " + e.Field + ": " + e.Err.Error() }
 
-// SetURL replaces the server part of c (host, port, username, password,
-// security) with what raw says; the message settings stay. Main uses it for
-// a --smtp-url flag that overrides the environment.
-func (c *Config) SetURL(raw string) error {
-	u, err := ParseURL(raw)
-	if err != nil {
-		return err
-	}
-	c.Host, c.Port, c.Username, c.Password, c.Security = u.Host, u.Port, u.Username, u.Password, u.Security
-	return nil
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldError(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
 }
 
 // ParseURL parses smtp://user:pass@host:587 (STARTTLS required),
@@ -296,18 +214,6 @@ func ParseSecurity(s string) (Security, error) {
 	return "", fmt.Errorf("%q is not starttls, tls or none", s)
 }
 
-// ParseTimeout accepts a Go duration within [MinTimeout, MaxTimeout].
-func ParseTimeout(s string) (time.Duration, error) {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration like 20s", s)
-	}
-	if d < MinTimeout || d > MaxTimeout {
-		return 0, fmt.Errorf("%s is outside %s..%s", d, MinTimeout, MaxTimeout)
-	}
-	return d, nil
-}
-
 func parsePort(s string) (int, error) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > 65535 {
@@ -342,67 +248,70 @@ func ParseFrom(s string) (*mail.Address, error) {
 }
 
 // Validate checks c. A Config that is not Configured is valid when its
-// message settings are. Errors name the environment variable.
+// message settings are. Each error is a *FieldError naming the field.
 func (c Config) Validate() error {
 	if c.Timeout != 0 && (c.Timeout < MinTimeout || c.Timeout > MaxTimeout) {
-		return fmt.Errorf("%s: %s is outside %s..%s", EnvTimeout, c.Timeout, MinTimeout, MaxTimeout)
+		return fieldError("Timeout", "%s is outside %s..%s", c.Timeout, MinTimeout, MaxTimeout)
 	}
 	if c.IdleTimeout < 0 {
-		return errors.New("mail: negative IdleTimeout")
+		return fieldError("IdleTimeout", "%s is negative", c.IdleTimeout)
 	}
 	if strings.ContainsAny(c.Subject, "\r\n") {
-		return fmt.Errorf("%s: must be one line", EnvSubject)
+		return fieldError("Subject", "must be one line")
 	}
 	if c.From != "" {
 		if _, err := ParseFrom(c.From); err != nil {
-			return fmt.Errorf("%s: %w", EnvFrom, err)
+			return &FieldError{Field: "From", Err: err}
 		}
 	}
 	if !c.Configured() {
 		return nil
 	}
 	if strings.ContainsAny(c.Host, " \t\r\n/@[]") {
-		return fmt.Errorf("%s: %q is not a host name", EnvHost, c.Host)
+		return fieldError("Host", "%q is not a host name", c.Host)
 	}
 	if _, err := netip.ParseAddr(c.Host); err != nil && strings.Contains(c.Host, ":") {
 		// smtp.example.com:587 would be dialled as [smtp.example.com:587]:587
 		// and fail at every send with a lookup error.
-		return fmt.Errorf("%s: %q: give the port in %s", EnvHost, c.Host, EnvPort)
+		return fieldError("Host", "%q: give the port on its own, not in the host name", c.Host)
 	}
 	if c.Port < 0 || c.Port > 65535 {
-		return fmt.Errorf("%s: %d is not a port number", EnvPort, c.Port)
+		return fieldError("Port", "%d is not a port number", c.Port)
 	}
 	if c.security() == StartTLS && c.port() == 465 {
 		// The server waits for a TLS hello and the client for a greeting:
 		// every send would hang until the timeout.
-		return fmt.Errorf("%s: port 465 expects TLS from the first byte: use smtps:// or security tls", EnvSecurity)
+		return fieldError("Security", "port 465 expects TLS from the first byte: use smtps:// or security tls")
 	}
 	switch c.Security {
 	case "", StartTLS, ImplicitTLS:
 	case NoTLS:
 		if !isLoopback(c.Host) {
-			return fmt.Errorf("%s: none (cleartext) is only allowed for a loopback server, not %q", EnvSecurity, c.Host)
+			return fieldError("Security", "none (cleartext) is only allowed for a loopback server, not %q", c.Host)
 		}
 	default:
-		return fmt.Errorf("%s: %q is not starttls, tls or none", EnvSecurity, string(c.Security))
+		return fieldError("Security", "%q is not starttls, tls or none", string(c.Security))
 	}
 	if (c.Username == "") != (c.Password == "") {
-		return fmt.Errorf("%s: user name and password go together; set both or neither", EnvUsername)
+		return fieldError("Username", "user name and password go together; set both or neither")
 	}
-	if strings.ContainsAny(c.Username, "\r\n\x00") || strings.ContainsAny(c.Password, "\r\n\x00") {
-		return fmt.Errorf("%s: user name or password contains a control character", EnvUsername)
+	if strings.ContainsAny(c.Username, "\r\n\x00") {
+		return fieldError("Username", "contains a control character")
+	}
+	if strings.ContainsAny(c.Password, "\r\n\x00") {
+		return fieldError("Password", "contains a control character")
 	}
 	if c.From == "" {
 		if _, err := parseAddress(c.Username); err != nil {
-			return fmt.Errorf("%s: required (the user name is not an address to default to)", EnvFrom)
+			return fieldError("From", "required (the user name is not an address to default to)")
 		}
 	}
 	if c.HeloName != "" {
 		if strings.ContainsAny(c.HeloName, " \t\r\n") {
-			return fmt.Errorf("%s: %q is not a host name", EnvHelo, c.HeloName)
+			return fieldError("HeloName", "%q is not a host name", c.HeloName)
 		}
 		if strings.EqualFold(c.HeloName, "localhost") && !isLoopback(c.Host) {
-			return fmt.Errorf("%s: \"localhost\" is rejected by real relays; use your domain", EnvHelo)
+			return fieldError("HeloName", "\"localhost\" is rejected by real relays; use your domain")
 		}
 	}
 	return nil

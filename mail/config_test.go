@@ -1,6 +1,7 @@
 package mail_test
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -12,138 +13,132 @@ import (
 	"github.com/otplogin/otplogin/mail"
 )
 
-func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
-
-func TestConfigFromEnv(t *testing.T) {
+func TestParseURL(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		want mail.Config
+		name, url string
+		want      mail.Config
 	}{
-		{name: "nothing: dev server", env: nil, want: mail.Config{}},
 		{
 			name: "gmail url with app password spaces",
-			env:  map[string]string{"OTPLOGIN_SMTP_URL": "smtp://me%40gmail.com:abcd%20efgh%20ijkl%20mnop@smtp.gmail.com:587"},
+			url:  "smtp://me%40gmail.com:abcd%20efgh%20ijkl%20mnop@smtp.gmail.com:587",
 			want: mail.Config{Host: "smtp.gmail.com", Port: 587, Username: "me@gmail.com", Password: "abcdefghijklmnop", Security: mail.StartTLS},
 		},
 		{
 			name: "percent-encoded password keeps its specials",
-			env: map[string]string{
-				"OTPLOGIN_SMTP_URL":  "smtps://bot:p%40ss%2Fw%3Ard%23%20x@mail.example.com",
-				"OTPLOGIN_MAIL_FROM": "Example Login <login@example.com>",
-			},
-			want: mail.Config{Host: "mail.example.com", Username: "bot", Password: "p@ss/w:rd# x", Security: mail.ImplicitTLS, From: "Example Login <login@example.com>"},
+			url:  "smtps://bot:p%40ss%2Fw%3Ard%23%20x@mail.example.com",
+			want: mail.Config{Host: "mail.example.com", Username: "bot", Password: "p@ss/w:rd# x", Security: mail.ImplicitTLS},
 		},
 		{
 			name: "loopback cleartext on request",
-			env:  map[string]string{"OTPLOGIN_SMTP_URL": "smtp://127.0.0.1:2525/?security=none", "OTPLOGIN_MAIL_FROM": "otp@example.com"},
-			want: mail.Config{Host: "127.0.0.1", Port: 2525, Security: mail.NoTLS, From: "otp@example.com"},
+			url:  "smtp://127.0.0.1:2525/?security=none",
+			want: mail.Config{Host: "127.0.0.1", Port: 2525, Security: mail.NoTLS},
 		},
 		{
 			name: "IPv6 loopback, cleartext on request",
-			env:  map[string]string{"OTPLOGIN_SMTP_URL": "smtp://[::1]:2525/?security=none", "OTPLOGIN_MAIL_FROM": "otp@example.com"},
-			want: mail.Config{Host: "::1", Port: 2525, Security: mail.NoTLS, From: "otp@example.com"},
-		},
-		{
-			name: "split variables, security from port 465",
-			env: map[string]string{
-				"OTPLOGIN_SMTP_HOST": "smtp.office365.com", "OTPLOGIN_SMTP_PORT": "465",
-				"OTPLOGIN_SMTP_USERNAME": "bot@example.com", "OTPLOGIN_SMTP_PASSWORD": "pw",
-				"OTPLOGIN_SMTP_HELO": "mx.example.com", "OTPLOGIN_SMTP_TIMEOUT": "45s",
-				"OTPLOGIN_SMTP_CA_FILE": "/etc/ssl/extra.pem", "OTPLOGIN_MAIL_SUBJECT": "Your login code",
-			},
-			want: mail.Config{
-				Host: "smtp.office365.com", Port: 465, Username: "bot@example.com", Password: "pw",
-				HeloName: "mx.example.com", Timeout: 45 * time.Second, CAFile: "/etc/ssl/extra.pem", Subject: "Your login code",
-			},
-		},
-		{
-			name: "from alone, no server",
-			env:  map[string]string{"OTPLOGIN_MAIL_FROM": "otp@example.com"},
-			want: mail.Config{From: "otp@example.com"},
+			url:  "smtp://[::1]:2525/?security=none",
+			want: mail.Config{Host: "::1", Port: 2525, Security: mail.NoTLS},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := mail.ConfigFromEnv(env(tc.env))
+			got, err := mail.ParseURL(tc.url)
 			if err != nil {
-				t.Fatalf("ConfigFromEnv: %v", err)
+				t.Fatalf("ParseURL: %v", err)
 			}
 			if got != tc.want {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}
-			if got.Configured() != (tc.want.Host != "") {
-				t.Errorf("Configured() = %v", got.Configured())
+			if !got.Configured() {
+				t.Error("not Configured()")
 			}
 		})
 	}
 }
 
-func TestConfigFromEnvErrors(t *testing.T) {
+func TestParseURLErrors(t *testing.T) {
 	const pw = "hunter2-Secret"
 	for _, tc := range []struct {
-		name    string
-		env     map[string]string
-		setting string // the error must start with it
+		name, url string
 	}{
-		{"bad port", map[string]string{"OTPLOGIN_SMTP_HOST": "h.example", "OTPLOGIN_SMTP_PORT": "abc"}, "OTPLOGIN_SMTP_PORT: \"abc\" is not a port number"},
-		{"port out of range", map[string]string{"OTPLOGIN_SMTP_HOST": "h.example", "OTPLOGIN_SMTP_PORT": "70000"}, "OTPLOGIN_SMTP_PORT"},
-		{"bad url port", map[string]string{"OTPLOGIN_SMTP_URL": "smtp://u:" + pw + "@h.example:abc"}, "OTPLOGIN_SMTP_URL"},
-		{"bad url escape", map[string]string{"OTPLOGIN_SMTP_URL": "smtp://u:" + pw + "%zz@h.example:587"}, "OTPLOGIN_SMTP_URL"},
-		{"unescaped # in password", map[string]string{"OTPLOGIN_SMTP_URL": "smtp://u:" + pw + "#x@h.example"}, "OTPLOGIN_SMTP_URL"},
-		{"bad scheme", map[string]string{"OTPLOGIN_SMTP_URL": "http://u:" + pw + "@h.example"}, "OTPLOGIN_SMTP_URL"},
-		{"no host", map[string]string{"OTPLOGIN_SMTP_URL": "smtp://u:" + pw + "@:587"}, "OTPLOGIN_SMTP_URL"},
-		{"unknown query", map[string]string{"OTPLOGIN_SMTP_URL": "smtp://u:" + pw + "@h.example?skip_verify=true"}, "OTPLOGIN_SMTP_URL"},
-		{"none to remote via url", map[string]string{"OTPLOGIN_SMTP_URL": "smtp://u:" + pw + "@smtp.example.com?security=none", "OTPLOGIN_MAIL_FROM": "a@b.example"}, "OTPLOGIN_SMTP_URL: none (cleartext)"},
-		{"user without password via url", map[string]string{"OTPLOGIN_SMTP_URL": "smtp://user@smtp.example.com:587", "OTPLOGIN_MAIL_FROM": "a@b.example"}, "OTPLOGIN_SMTP_URL: user name and password go together"},
-		{"none to remote", map[string]string{"OTPLOGIN_SMTP_HOST": "smtp.example.com", "OTPLOGIN_SMTP_SECURITY": "none", "OTPLOGIN_SMTP_PASSWORD": pw, "OTPLOGIN_SMTP_USERNAME": "a@b.example"}, "OTPLOGIN_SMTP_SECURITY"},
-		{"bad security", map[string]string{"OTPLOGIN_SMTP_HOST": "h.example", "OTPLOGIN_SMTP_SECURITY": "maybe"}, "OTPLOGIN_SMTP_SECURITY: \"maybe\""},
-		{"bad timeout", map[string]string{"OTPLOGIN_SMTP_TIMEOUT": "soon"}, "OTPLOGIN_SMTP_TIMEOUT: \"soon\""},
-		{"timeout too long", map[string]string{"OTPLOGIN_SMTP_TIMEOUT": "1h"}, "OTPLOGIN_SMTP_TIMEOUT"},
-		{"timeout too short", map[string]string{"OTPLOGIN_SMTP_TIMEOUT": "10ms"}, "OTPLOGIN_SMTP_TIMEOUT"},
-		{"url and host", map[string]string{"OTPLOGIN_SMTP_URL": "smtp://h.example", "OTPLOGIN_SMTP_HOST": "h.example"}, "OTPLOGIN_SMTP_URL"},
-		{"password without host", map[string]string{"OTPLOGIN_SMTP_PASSWORD": pw}, "OTPLOGIN_SMTP_PASSWORD"},
-		{"password without user", map[string]string{"OTPLOGIN_SMTP_HOST": "h.example", "OTPLOGIN_SMTP_PASSWORD": pw, "OTPLOGIN_MAIL_FROM": "a@b.example"}, "OTPLOGIN_SMTP_USERNAME"},
-		{"no from", map[string]string{"OTPLOGIN_SMTP_URL": "smtp://bot:" + pw + "@h.example"}, "OTPLOGIN_MAIL_FROM"},
-		{"bad from", map[string]string{"OTPLOGIN_MAIL_FROM": "not an address"}, "OTPLOGIN_MAIL_FROM"},
-		{"from with crlf", map[string]string{"OTPLOGIN_MAIL_FROM": "a@b.example\r\nBcc: x@evil.example"}, "OTPLOGIN_MAIL_FROM"},
-		{"from name with comma", map[string]string{"OTPLOGIN_MAIL_FROM": `"Example, Inc." <a@b.example>`}, "OTPLOGIN_MAIL_FROM"},
-		{"host with a port", map[string]string{"OTPLOGIN_SMTP_HOST": "smtp.example.com:587", "OTPLOGIN_MAIL_FROM": "a@b.example"}, "OTPLOGIN_SMTP_HOST: \"smtp.example.com:587\": give the port in OTPLOGIN_SMTP_PORT"},
-		{"bracketed host", map[string]string{"OTPLOGIN_SMTP_HOST": "[::1]", "OTPLOGIN_MAIL_FROM": "a@b.example"}, "OTPLOGIN_SMTP_HOST"},
-		{"starttls on 465", map[string]string{"OTPLOGIN_SMTP_URL": "smtp://u:" + pw + "@smtp.example.com:465", "OTPLOGIN_MAIL_FROM": "a@b.example"}, "OTPLOGIN_SMTP_URL: port 465 expects TLS"},
-		{"localhost helo to remote", map[string]string{"OTPLOGIN_SMTP_HOST": "smtp.example.com", "OTPLOGIN_SMTP_HELO": "localhost", "OTPLOGIN_MAIL_FROM": "a@b.example"}, "OTPLOGIN_SMTP_HELO"},
+		{"bad port", "smtp://u:" + pw + "@h.example:abc"},
+		{"port out of range", "smtp://u:" + pw + "@h.example:70000"},
+		{"bad escape", "smtp://u:" + pw + "%zz@h.example:587"},
+		{"unescaped # in password", "smtp://u:" + pw + "#x@h.example"},
+		{"bad scheme", "http://u:" + pw + "@h.example"},
+		{"no host", "smtp://u:" + pw + "@:587"},
+		{"unknown query", "smtp://u:" + pw + "@h.example?skip_verify=true"},
+		{"none with smtps", "smtps://u:" + pw + "@127.0.0.1?security=none"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := mail.ConfigFromEnv(env(tc.env))
+			_, err := mail.ParseURL(tc.url)
 			if err == nil {
 				t.Fatal("no error")
 			}
-			msg := err.Error()
-			if !strings.HasPrefix(msg, tc.setting) {
-				t.Errorf("error %q does not start with %q", msg, tc.setting)
-			}
-			if strings.Contains(msg, pw) || strings.Contains(msg, "hunter2") {
-				t.Errorf("error %q contains the password", msg)
-			}
-			if strings.ContainsAny(msg, "\r\n") {
-				t.Errorf("error %q is not one line", msg)
+			if msg := err.Error(); strings.Contains(msg, pw) || strings.Contains(msg, "hunter2") || strings.ContainsAny(msg, "\r\n") {
+				t.Errorf("error %q contains the password or is not one line", msg)
 			}
 		})
 	}
 }
 
-func TestSetURLKeepsMessageSettings(t *testing.T) {
-	c := mail.Config{Host: "old.example", Username: "old", Password: "old", From: "a@b.example", Subject: "S", Timeout: 5 * time.Second}
-	if err := c.SetURL("smtps://new%2Buser:pw@new.example:2465"); err != nil {
-		t.Fatal(err)
+// TestValidateNamesTheField checks that every refusal names the Config
+// field at fault, which callers map back to the setting they read it from.
+func TestValidateNamesTheField(t *testing.T) {
+	const pw = "hunter2-Secret"
+	server := func(c mail.Config) mail.Config {
+		if c.Host == "" {
+			c.Host = "smtp.example.com"
+		}
+		if c.From == "" && c.Username == "" {
+			c.From = "a@b.example"
+		}
+		return c
 	}
-	want := mail.Config{Host: "new.example", Port: 2465, Username: "new+user", Password: "pw", Security: mail.ImplicitTLS, From: "a@b.example", Subject: "S", Timeout: 5 * time.Second}
-	if c != want {
-		t.Errorf("got  %+v\nwant %+v", c, want)
+	for _, tc := range []struct {
+		name  string
+		cfg   mail.Config
+		field string
+	}{
+		{"timeout too long", mail.Config{Timeout: time.Hour}, "Timeout"},
+		{"timeout too short", mail.Config{Timeout: 10 * time.Millisecond}, "Timeout"},
+		{"negative idle timeout", mail.Config{IdleTimeout: -time.Second}, "IdleTimeout"},
+		{"subject of two lines", mail.Config{Subject: "a\r\nBcc: x@evil.example"}, "Subject"},
+		{"bad from", mail.Config{From: "not an address"}, "From"},
+		{"from with crlf", mail.Config{From: "a@b.example\r\nBcc: x@evil.example"}, "From"},
+		{"from name with comma", mail.Config{From: `"Example, Inc." <a@b.example>`}, "From"},
+		{"no from", server(mail.Config{Username: "bot", Password: pw}), "From"},
+		{"host with a port", server(mail.Config{Host: "smtp.example.com:587"}), "Host"},
+		{"bracketed host", server(mail.Config{Host: "[::1]"}), "Host"},
+		{"port out of range", server(mail.Config{Port: 70000}), "Port"},
+		{"starttls on 465", server(mail.Config{Port: 465, Security: mail.StartTLS}), "Security"},
+		{"none to remote", server(mail.Config{Security: mail.NoTLS, Username: "a@b.example", Password: pw}), "Security"},
+		{"unknown security", server(mail.Config{Security: "maybe"}), "Security"},
+		{"password without user", server(mail.Config{Password: pw}), "Username"},
+		{"user without password", server(mail.Config{Username: "a@b.example"}), "Username"},
+		{"user with a newline", server(mail.Config{Username: "a\nb", Password: pw}), "Username"},
+		{"password with a newline", server(mail.Config{Username: "a@b.example", Password: pw + "\r"}), "Password"},
+		{"localhost helo to remote", server(mail.Config{HeloName: "localhost"}), "HeloName"},
+		{"helo with a space", server(mail.Config{HeloName: "mx example"}), "HeloName"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			var fe *mail.FieldError
+			if !errors.As(err, &fe) || fe.Field != tc.field {
+				t.Fatalf("Validate = %v, want a *FieldError for %s", err, tc.field)
+			}
+			if msg := err.Error(); strings.Contains(msg, pw) || strings.ContainsAny(msg, "\r\n") {
+				t.Errorf("error %q contains the password or is not one line", msg)
+			}
+		})
 	}
-	if got := c.Addr(); got != "new.example:2465" {
-		t.Errorf("Addr = %q", got)
+	for _, ok := range []mail.Config{
+		{},
+		{From: "otp@example.com", Subject: "Your login code", Timeout: 45 * time.Second},
+		server(mail.Config{Port: 465, Username: "bot@example.com", Password: "pw"}),
+		server(mail.Config{Host: "127.0.0.1", Security: mail.NoTLS, HeloName: "localhost"}),
+	} {
+		if err := ok.Validate(); err != nil {
+			t.Errorf("Validate(%v) = %v, want nil", ok, err)
+		}
 	}
 }
 
@@ -155,8 +150,9 @@ func TestNewCAFile(t *testing.T) {
 	}
 	for _, file := range []string{bad, filepath.Join(dir, "missing.pem")} {
 		_, err := mail.New(mail.Config{Host: "h.example", From: "a@b.example", CAFile: file})
-		if err == nil || !strings.HasPrefix(err.Error(), "OTPLOGIN_SMTP_CA_FILE") {
-			t.Errorf("New with CA file %s: %v, want an error naming OTPLOGIN_SMTP_CA_FILE", file, err)
+		var fe *mail.FieldError
+		if !errors.As(err, &fe) || fe.Field != "CAFile" {
+			t.Errorf("New with CA file %s: %v, want a *FieldError for CAFile", file, err)
 		}
 	}
 }

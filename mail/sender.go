@@ -84,23 +84,23 @@ func New(cfg Config) (*Sender, error) {
 	}
 	fa, err := ParseFrom(from)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", EnvFrom, err)
+		return nil, &FieldError{Field: "From", Err: err}
 	}
 	roots := cfg.RootCAs
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", EnvCAFile, err)
+			return nil, &FieldError{Field: "CAFile", Err: err}
 		}
 		if roots == nil {
 			if roots, err = x509.SystemCertPool(); err != nil {
-				return nil, fmt.Errorf("%s: system roots: %w", EnvCAFile, err)
+				return nil, &FieldError{Field: "CAFile", Err: fmt.Errorf("system roots: %w", err)}
 			}
 		} else {
 			roots = roots.Clone()
 		}
 		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: %q holds no PEM certificate", EnvCAFile, cfg.CAFile)
+			return nil, fieldError("CAFile", "%q holds no PEM certificate", cfg.CAFile)
 		}
 	}
 	helo := cfg.HeloName
@@ -108,7 +108,7 @@ func New(cfg Config) (*Sender, error) {
 		helo = fa.Address[strings.LastIndexByte(fa.Address, '@')+1:]
 	}
 	if strings.EqualFold(helo, "localhost") && !isLoopback(cfg.Host) {
-		return nil, fmt.Errorf("%s: the From domain is localhost, which real relays reject; set a name", EnvHelo)
+		return nil, fieldError("HeloName", "the From domain is localhost, which real relays reject; set a name")
 	}
 	retry := cfg.Retry
 	if retry.Attempts < 1 {
@@ -119,7 +119,7 @@ func New(cfg Config) (*Sender, error) {
 		host:     cfg.Host,
 		security: cfg.security(),
 		username: cfg.Username,
-		password: cfg.Password,
+		password: stripAppPassword(cfg.Password),
 		from:     fa,
 		subject:  cfg.Subject,
 		helo:     helo,

@@ -591,3 +591,15 @@ func TestLongReplyIsCut(t *testing.T) {
 		t.Errorf("error text is %d bytes (valid UTF-8: %v), want the start of the reply in at most 2 KiB", len(text), utf8.ValidString(text))
 	}
 }
+
+// TestAppPasswordSpaces checks that a Gmail app password pasted as Google
+// shows it, four groups of four letters, authenticates however it was set.
+func TestAppPasswordSpaces(t *testing.T) {
+	leakcheck.Check(t)
+	srv := smtptest.Start(t, smtptest.Options{Username: "me@example.org", Password: "abcdefghijklmnop"})
+	cfg := configFor(srv)
+	cfg.Username, cfg.Password = "me@example.org", "abcd efgh ijkl mnop"
+	if err := newSender(t, cfg).Test(t.Context(), testTo); err != nil {
+		t.Fatalf("Test with the app password as shown: %v", err)
+	}
+}

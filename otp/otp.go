@@ -86,11 +86,13 @@ const (
 	minTTL, maxTTL               = 30 * time.Second, time.Hour
 	minKeyLen                    = 16
 	defaultCodeLength            = 6
-	defaultTTL                   = 5 * time.Minute
 	// cleanupTimeout bounds Discard after a failed delivery, which runs even
 	// when the caller's context is already done.
 	cleanupTimeout = 5 * time.Second
 )
+
+// DefaultTTL is how long a code verifies when Config.TTL is zero.
+const DefaultTTL = 5 * time.Minute
 
 // Service issues and verifies codes. It is safe for concurrent use.
 type Service struct {
@@ -149,7 +151,7 @@ func (c *Config) fill() error {
 		return fmt.Errorf("otp: CodeLength must be %d..%d, got %d", minCodeLength, maxCodeLength, c.CodeLength)
 	}
 	if c.TTL == 0 {
-		c.TTL = defaultTTL
+		c.TTL = DefaultTTL
 	}
 	if c.TTL < minTTL || c.TTL > maxTTL {
 		return fmt.Errorf("otp: TTL must be %v..%v, got %v", minTTL, maxTTL, c.TTL)

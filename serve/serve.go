@@ -98,12 +98,20 @@ type Config struct {
 // DefaultListen is where ListenAndServe listens when Config.Listen is empty.
 const DefaultListen = "127.0.0.1:23234"
 
+// Defaults of the limits most worth tuning, used when their Config field is
+// zero.
+const (
+	DefaultMaxSessions          = 1000
+	DefaultMaxSessionsPerClient = 10
+	DefaultConnRate             = 1 // new connections per second per client
+)
+
 func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.Listen, DefaultListen)
 	setDefault(&c.HostKeyPath, DefaultHostKeyPath())
-	setDefault(&c.MaxSessions, 1000)
-	setDefault(&c.MaxSessionsPerClient, 10)
-	setDefault(&c.ConnRate, 1)
+	setDefault(&c.MaxSessions, DefaultMaxSessions)
+	setDefault(&c.MaxSessionsPerClient, DefaultMaxSessionsPerClient)
+	setDefault(&c.ConnRate, DefaultConnRate)
 	setDefault(&c.ConnBurst, 10)
 	setDefault(&c.HandshakeTimeout, 10*time.Second)
 	setDefault(&c.IdleTimeout, 5*time.Minute)

@@ -21,7 +21,7 @@ func (m *Model) updateEmail(msg tea.Msg) tea.Cmd {
 	case tea.KeyPressMsg:
 		switch {
 		case key.Matches(msg, m.keys.Back):
-			return m.quit()
+			return m.quit(outcomeCancelled)
 		case key.Matches(msg, m.keys.Submit):
 			return m.submitEmail()
 		}

@@ -76,7 +76,7 @@ func TestProgramCancel(t *testing.T) {
 	tm.Type("half@exa")
 	tm.Send(ctrlC)
 	fm := finalModel(t, tm)
-	if _, ok := fm.Verified(); ok || fm.Outcome() != "cancelled" {
+	if _, ok := fm.Verified(); ok || fm.Outcome() != "interrupted" {
 		t.Fatalf("Outcome() = %q", fm.Outcome())
 	}
 	if e.sender.count() != 0 {

@@ -97,6 +97,7 @@ const (
 	outcomeUnavailable = "unavailable"
 	outcomeVerified    = "verified"
 	outcomeCancelled   = "cancelled"
+	outcomeInterrupted = "interrupted"
 )
 
 type tone uint8
@@ -264,7 +265,7 @@ func (m *Model) Verified() (address string, ok bool) {
 }
 
 // Outcome is one word for the operator's log: "verified"; "cancelled" when
-// the user quit; otherwise the last thing that happened: "idle" (nothing
+// the user quit with Esc, "interrupted" with Ctrl+C; otherwise the last thing that happened: "idle" (nothing
 // requested), "sent", "wrong-code", "expired", "too-many-attempts",
 // "no-code", "limited", "delivery-failed" or "unavailable".
 func (m *Model) Outcome() string { return m.outcome }
@@ -353,7 +354,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	case tea.KeyPressMsg:
 		if key.Matches(msg, m.keys.Quit) {
-			return m.quit()
+			return m.quit(outcomeInterrupted)
 		}
 	case notice:
 		// e.g. the SSH server shutting down: say so, keep the screen.
@@ -429,10 +430,12 @@ func (m *Model) syncKeys() {
 
 func (m *Model) canResend() bool { return !m.clock.Before(m.ticket.ResendAt) }
 
-func (m *Model) quit() tea.Cmd {
+// quit ends the program; outcome says how the user left, unless the
+// address was already verified.
+func (m *Model) quit(outcome string) tea.Cmd {
 	m.dropRequest()
 	if !m.verified {
-		m.outcome = outcomeCancelled
+		m.outcome = outcome
 	}
 	return tea.Quit
 }

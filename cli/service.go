@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -29,37 +29,29 @@ func (c *codeService) Close() error {
 }
 
 // openService builds the code service over the configured store: memory by
-// default, Redis when OTPLOGIN_REDIS_URL is set (then replicas must share
-// OTPLOGIN_SECRET, the key codes are hashed with).
-// tune, when not nil, adjusts the service configuration (serve's flags).
-func openService(ctx context.Context, s *settings, m *mailer, logger *log.Logger, tune func(*otp.Config)) (*codeService, error) {
-	redisURL := s.get("OTPLOGIN_REDIS_URL")
-	key, err := secretKey(s, redisURL != "")
-	if err != nil {
-		return nil, err
-	}
+// default, Redis when --redis-url is set (then replicas share the secret
+// the codes are hashed with). It prints nothing.
+func openService(ctx context.Context, c *Config, m *mailer, logger *log.Logger) (*codeService, error) {
 	cs := &codeService{}
 	var store otp.Store = otp.NewMemoryStore()
-	if redisURL != "" {
+	if c.RedisURL != "" {
 		// go-redis logs through a process-wide logger that writes to stderr,
 		// under the local UI; send it to the operator log instead.
 		redis.SetLogger(redisLog{logger})
-		rs, err := redisstore.Open(ctx, redisURL, redisstore.Options{Secret: key})
+		rs, err := redisstore.Open(ctx, c.RedisURL, redisstore.Options{Secret: c.OTP.Key})
 		if err != nil {
 			if errors.Is(err, otp.ErrUnavailable) {
 				// Not a bad setting (exit 1), but say which one to check.
-				return nil, fmt.Errorf("%s: %w", s.label("OTPLOGIN_REDIS_URL"), err)
+				return nil, fmt.Errorf("%s: %w", redisURL.label(), err)
 			}
-			return nil, s.explain(fmt.Errorf("OTPLOGIN_REDIS_URL: %w", err))
+			return nil, redisURL.fail(err)
 		}
 		store, cs.store = rs, rs
-		logger.Info("codes and limits are shared through Redis")
 	}
 	// charm log is an slog.Handler, so otp's warnings land in the same log.
-	cfg := otp.Config{Key: key, Logger: slog.New(logger)}
-	if tune != nil {
-		tune(&cfg)
-	}
+	cfg := c.OTP
+	cfg.Logger = slog.New(logger)
+	var err error
 	if cs.Service, err = otp.New(cfg, store, m.sender); err != nil {
 		if cs.store != nil {
 			cs.store.Close()

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -18,87 +18,82 @@ import (
 	"github.com/otplogin/otplogin/ui"
 )
 
-var localSettings = []setting{
-	{"log-file", "OTPLOGIN_LOG_FILE", "operator log of the local app (default: next to the outbox, otplogin.log)"},
-}
-
 // runLocal runs the login in this terminal. The UI draws on the terminal,
 // never on stdout: stdout gets only the verified address, so that
 // email=$(otplogin) works in scripts.
-func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	s := newSettings("otplogin", getenv, mailSettings, serviceSettings, localSettings)
-	s.fs.SetOutput(stderr)
-	s.fs.Usage = func() {
-		fmt.Fprint(stderr, usage, "\nFlags:\n")
-		s.fs.PrintDefaults()
-	}
-	if err := s.parse(args); err != nil {
-		return exitStatus(err, stderr)
-	}
-	addr, err := localLogin(ctx, s)
+func runLocal(ctx context.Context, c *Config, stdio IO) error {
+	addr, err := localLogin(ctx, c, stdio)
 	if err != nil {
-		return exitStatus(err, stderr)
+		return err
 	}
-	if addr == "" {
-		return exitFailed
-	}
-	fmt.Fprintln(stdout, addr)
-	return exitOK
+	_, err = fmt.Fprintln(stdio.Stdout, addr)
+	return err
 }
 
-// localLogin runs the UI and returns the verified address, or "" when the
-// user left without verifying.
-func localLogin(ctx context.Context, s *settings) (string, error) {
-	m, err := openMailer(ctx, s)
+// localLogin runs the UI and returns the verified address; errNotVerified
+// when the user left without verifying, errInterrupted on Ctrl+C.
+func localLogin(ctx context.Context, c *Config, stdio IO) (string, error) {
+	m, err := openMailer(ctx, c)
 	if err != nil {
 		return "", err
 	}
 	defer m.Close()
 
-	logger, closeLog, err := localLogger(s, m)
+	logger, closeLog, err := localLogger(c, m)
 	if err != nil {
 		return "", err
 	}
 	defer closeLog()
 
-	svc, err := openService(ctx, s, m, logger, nil)
+	svc, err := openService(ctx, c, m, logger)
 	if err != nil {
 		return "", err
 	}
 	defer svc.Close()
 
-	in, out, closeTerm, err := terminal()
+	in, out, closeTerm, err := terminal(stdio.Stdout)
 	if err != nil {
 		return "", err
 	}
 	defer closeTerm()
 
+	if m.dev != nil {
+		logger.Warn("DEV MODE: mail is not delivered; it is saved in the outbox", "outbox", m.dev.Outbox())
+	}
 	opts := ui.Options{Service: svc, Client: "local", Logger: logger, RequestTimeout: m.requestTimeout()}
 	if m.dev != nil {
 		opts.DevOutbox = m.dev.Outbox()
 	}
 	final, err := tea.NewProgram(ui.New(opts),
 		tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out)).Run()
-	if err != nil && !errors.Is(err, tea.ErrProgramKilled) {
+	switch {
+	case errors.Is(err, tea.ErrInterrupted):
+		// SIGINT while the terminal was not in raw mode.
+		return "", errInterrupted
+	case err != nil && !errors.Is(err, tea.ErrProgramKilled):
 		return "", fmt.Errorf("terminal: %w", err)
 	}
 	fm, ok := final.(*ui.Model)
 	if !ok {
-		return "", nil
+		return "", errNotVerified
 	}
 	addr, verified := fm.Verified()
 	logger.Info("session ended", "outcome", fm.Outcome(), "address", mask.Address(addr))
-	if !verified {
-		return "", nil
+	switch {
+	case verified:
+		return addr, nil
+	case fm.Outcome() == "interrupted": // Ctrl+C; see ui.Model.Outcome
+		return "", errInterrupted
 	}
-	return addr, nil
+	return "", errNotVerified
 }
 
-// terminal opens the controlling terminal for the UI, so that it works
-// when stdout is a pipe.
-func terminal() (in, out *os.File, closeTerm func(), err error) {
-	if term.IsTerminal(os.Stdin.Fd()) && term.IsTerminal(os.Stdout.Fd()) {
-		return os.Stdin, os.Stdout, func() {}, nil
+// terminal is the terminal for the UI: stdin and stdout when both are one,
+// else the controlling terminal, so that the UI never draws on a stdout
+// that is a pipe.
+func terminal(stdout io.Writer) (in, out *os.File, closeTerm func(), err error) {
+	if f, ok := stdout.(*os.File); ok && term.IsTerminal(f.Fd()) && term.IsTerminal(os.Stdin.Fd()) {
+		return os.Stdin, f, func() {}, nil
 	}
 	in, out, err = tea.OpenTTY()
 	if err != nil {
@@ -109,8 +104,8 @@ func terminal() (in, out *os.File, closeTerm func(), err error) {
 
 // localLogger writes the operator log to a file, since the terminal belongs
 // to the UI.
-func localLogger(s *settings, m *mailer) (*log.Logger, func(), error) {
-	path := s.get("OTPLOGIN_LOG_FILE")
+func localLogger(c *Config, m *mailer) (*log.Logger, func(), error) {
+	path := c.LogFile
 	if path == "" {
 		// Next to the outbox: in the user's own cache folder by default,
 		// never a shared one such as /tmp.
@@ -120,27 +115,19 @@ func localLogger(s *settings, m *mailer) (*log.Logger, func(), error) {
 		}
 		path = filepath.Join(filepath.Dir(outbox), "otplogin.log")
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, nil, s.explain(fmt.Errorf("OTPLOGIN_LOG_FILE: %w", err))
+			return nil, nil, logFile.fail(err)
 		}
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|oNoFollow, 0o600)
 	if err != nil {
-		return nil, nil, s.explain(fmt.Errorf("OTPLOGIN_LOG_FILE: %w", err))
+		return nil, nil, logFile.fail(err)
 	}
 	if fi, err := f.Stat(); err != nil || ownedByOther(fi) {
 		f.Close()
-		return nil, nil, s.explain(fmt.Errorf("OTPLOGIN_LOG_FILE: %s belongs to another user, who could read the log", path))
+		return nil, nil, logFile.fail(fmt.Errorf("%s belongs to another user, who could read the log", path))
 	}
 	out := logwriter.New(f, 256) // the UI logs from Update, which must not wait on a disk
-	logger, err := newLogger(out, "logfmt", false)
-	if err != nil {
-		out.Close()
-		f.Close()
-		return nil, nil, err
-	}
-	if m.dev != nil {
-		logger.Warn("DEV MODE: mail is not delivered; it is saved in the outbox", "outbox", m.dev.Outbox())
-	}
+	logger := newLogger(out, "logfmt", c.LogLevel, false)
 	return logger, func() { out.Close(); f.Close() }, nil
 }
 

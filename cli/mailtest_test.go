@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -16,18 +16,13 @@ import (
 	"github.com/otplogin/otplogin/internal/smtptest"
 )
 
-// env is a getenv over a fixed map: run never reads the process environment.
-func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
-
 func TestMailTestDevServer(t *testing.T) {
 	leakcheck.Check(t)
 	outbox := filepath.Join(t.TempDir(), "outbox")
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"mail-test", "--to", "me@example.com", "--outbox", outbox},
-		&stdout, &stderr, env(nil))
-	if code != exitOK {
+	code := Run(context.Background(), []string{"mail-test", "--to", "me@example.com", "--outbox", outbox},
+		IO{&stdout, &stderr, env(nil)})
+	if code != ExitOK {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "dev mail server") || !strings.Contains(stdout.String(), "Sent a test message to me@example.com") {
@@ -64,9 +59,9 @@ func TestMailTestRealServer(t *testing.T) {
 	url := fmt.Sprintf("smtp://user:secret@%s", srv.Addr())
 
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"mail-test", "--to", "me@example.com", "--smtp-url", url},
-		&stdout, &stderr, env(settings))
-	if code != exitOK {
+	code := Run(context.Background(), []string{"mail-test", "--to", "me@example.com", "--smtp-url", url},
+		IO{&stdout, &stderr, env(settings)})
+	if code != ExitOK {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 	msgs := srv.Messages()
@@ -80,10 +75,10 @@ func TestMailTestRealServer(t *testing.T) {
 	// A refusal is reported with the server's exact reason, for the operator.
 	refuse.Store(true)
 	stdout.Reset()
-	code = run(context.Background(), []string{"mail-test", "--to", "me@example.com", "--smtp-url", url},
-		&stdout, &stderr, env(settings))
-	if code != exitFailed {
-		t.Fatalf("exit %d, want %d", code, exitFailed)
+	code = Run(context.Background(), []string{"mail-test", "--to", "me@example.com", "--smtp-url", url},
+		IO{&stdout, &stderr, env(settings)})
+	if code != ExitFailed {
+		t.Fatalf("exit %d, want %d", code, ExitFailed)
 	}
 	if !strings.Contains(stderr.String(), "550") || !strings.Contains(stderr.String(), "no such user") {
 		t.Errorf("stderr = %q, want the server's 550 reply", stderr.String())
@@ -94,38 +89,10 @@ func TestMailTestRealServer(t *testing.T) {
 	delete(settings, "OTPLOGIN_SMTP_HOST")
 	delete(settings, "OTPLOGIN_SMTP_PORT")
 	settings["OTPLOGIN_SMTP_URL"] = fmt.Sprintf("smtp://user:wrong@%s", srv.Addr())
-	if code := run(context.Background(), []string{"mail-test", "--to", "me@example.com"}, &stdout, &stderr, env(settings)); code != exitFailed {
+	if code := Run(context.Background(), []string{"mail-test", "--to", "me@example.com"}, IO{&stdout, &stderr, env(settings)}); code != ExitFailed {
 		t.Fatalf("bad password: exit %d", code)
 	}
 	if !strings.Contains(stderr.String(), "535") || strings.Contains(stderr.String(), "wrong") {
 		t.Errorf("stderr = %q, want 535 and no password", stderr.String())
-	}
-}
-
-func TestMailTestUsage(t *testing.T) {
-	notADir := filepath.Join(t.TempDir(), "file")
-	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		args []string
-		want string // in stderr
-	}{
-		{[]string{"mail-test"}, "--to"},
-		{[]string{"mail-test", "--to", "not an address"}, "--to"},
-		{[]string{"mail-test", "--to", "a@x\r\nBcc: v@evil.example"}, "--to"},
-		{[]string{"mail-test", "--to", "me@example.com", "--outbox", filepath.Join(notADir, "outbox")}, "--outbox (OTPLOGIN_OUTBOX)"},
-		{[]string{"mail-test", "--bogus"}, "flag provided but not defined: -bogus"},
-	} {
-		var stdout, stderr bytes.Buffer
-		if code := run(context.Background(), tc.args, &stdout, &stderr, env(nil)); code != exitConfigError {
-			t.Errorf("%q: exit %d, want %d (stderr %q)", tc.args, code, exitConfigError, stderr.String())
-		}
-		if !strings.Contains(stderr.String(), tc.want) {
-			t.Errorf("%q: stderr %q does not name %s", tc.args, stderr.String(), tc.want)
-		}
-		if stdout.Len() != 0 {
-			t.Errorf("%q: stdout = %q, want nothing", tc.args, stdout.String())
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -30,8 +30,8 @@ func startServe(t *testing.T, bin string, env []string, args ...string) string {
 	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("otplogin serve did not stop cleanly: %v", err)
+		if err := cmd.Wait(); cmd.ProcessState.ExitCode() != ExitInterrupted {
+			t.Errorf("otplogin serve did not stop cleanly on SIGINT: %v", err)
 		}
 	})
 	listening := regexp.MustCompile(`listening.* addr=(\S+)`)
@@ -71,7 +71,6 @@ func TestReplicasShareCodes(t *testing.T) {
 	needTool(t, "ssh")
 	needTool(t, "tmux")
 	rdb := redistest.Start(t)
-	bin := buildBinary(t)
 	dir := t.TempDir()
 	outbox := filepath.Join(dir, "outbox")
 	env := []string{
@@ -80,8 +79,8 @@ func TestReplicasShareCodes(t *testing.T) {
 		"OTPLOGIN_HOST_KEY=" + filepath.Join(dir, "host_key"),
 		"OTPLOGIN_OUTBOX=" + outbox,
 	}
-	portA := startServe(t, bin, env)
-	portB := startServe(t, bin, env)
+	portA := startServe(t, binary, env)
+	portB := startServe(t, binary, env)
 	const addr = "carol@example.com"
 
 	a := startTmux(t, 80, 24, nil, sshCommand(portA), false)

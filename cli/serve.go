@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/otplogin/otplogin/internal/logwriter"
+	"github.com/otplogin/otplogin/serve"
+	"github.com/otplogin/otplogin/ui"
+)
+
+// runServe serves the login over SSH until ctx is cancelled (SIGINT or
+// SIGTERM), then shuts down gracefully. Everything a setting can get wrong
+// (the outbox, Redis, the host key, the listen address) is opened before
+// the first log line, so that a bad one is the only line on stderr.
+func runServe(ctx context.Context, c *Config, stdio IO) error {
+	// Sessions log from their Update; a stuck stderr must not freeze them.
+	logOut := logwriter.New(stdio.Stderr, 4096)
+	defer logOut.Close()
+	logger := newLogger(logOut, c.LogFormat, c.LogLevel, isTerminal(stdio.Stderr))
+
+	m, err := openMailer(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	svc, err := openService(ctx, c, m, logger)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+
+	cfg := c.Serve
+	cfg.Logger = logger
+	screens := ui.NewCache() // every session's titles and help, rendered once
+	cfg.NewModel = func(sess serve.Session) tea.Model {
+		return ui.New(ui.Options{
+			Service: svc,
+			Client:  sess.Client,
+			Remote:  true,
+			Logger:  sess.Logger,
+			Context: sess.Context(),
+			Cache:   screens,
+
+			RequestTimeout: m.requestTimeout(),
+		})
+	}
+	srv, err := serve.New(cfg)
+	if errors.Is(err, serve.ErrHostKey) {
+		return hostKey.fail(err)
+	}
+	if err != nil {
+		return configError{err}
+	}
+	// Listening here rather than in ListenAndServe lets a bad or busy
+	// address name its setting.
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		return listen.fail(err)
+	}
+
+	if m.dev != nil {
+		logger.Warn("DEV MODE: mail is not delivered; codes are saved in the outbox, which SSH users never see", "outbox", m.dev.Outbox())
+	}
+	if c.RedisURL != "" {
+		logger.Info("codes and limits are shared through Redis")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the debug endpoint if the server fails to start
+	if c.DebugAddr != "" {
+		// Wait for the endpoint (it stops within a second of cancel) so that
+		// its last log line comes before the log is closed.
+		debugDone := make(chan struct{})
+		defer func() { cancel(); <-debugDone }()
+		go func() {
+			defer close(debugDone)
+			if err := srv.ServeDebug(ctx, c.DebugAddr); err != nil {
+				logger.Error("debug endpoint stopped", "err", err)
+			}
+		}()
+	}
+	return srv.Serve(ctx, l)
+}

@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otplogin/otplogin/internal/leakcheck"
+)
+
+// TestServeStopsCleanly runs serve with its debug endpoint and stops it
+// once both listen, as SIGTERM would: it exits 143 and leaves no goroutine
+// behind.
+func TestServeStopsCleanly(t *testing.T) {
+	leakcheck.Check(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	var stdout bytes.Buffer
+	var stderr lockedBuffer
+	codec := make(chan int, 1)
+	go func() {
+		codec <- Run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--debug-addr", "127.0.0.1:0",
+			"--outbox", filepath.Join(dir, "outbox"), "--host-key", filepath.Join(dir, "host_key"), "--log-level", "debug"},
+			IO{&stdout, &stderr, env(nil)})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), "listening") || !strings.Contains(stderr.String(), `msg="debug endpoint" addr=127.0.0.1:`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start both listeners; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel(signalled{syscall.SIGTERM})
+	select {
+	case code := <-codec:
+		if code != ExitTerminated {
+			t.Fatalf("exit %d, want %d; stderr:\n%s", code, ExitTerminated, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop after cancel")
+	}
+	if !strings.Contains(stderr.String(), "stopped") || stdout.Len() != 0 {
+		t.Errorf("stderr = %q, stdout %q; want the stopped line and nothing on stdout", stderr.String(), stdout.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer the server's log writer and the test may
+// use at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
