@@ -322,8 +322,15 @@ func (p *EventDecoder) parseCsi(b []byte) (int, Event) {
 	}
 
 	// Scan parameter bytes in the range 0x30-0x3F
+	// otplogin patch: to the end of the parameters even when there are more
+	// than params holds, dropping the extra ones as a terminal does. The
+	// scan used to stop at the limit, which ended the sequence there and
+	// delivered the rest of it as typed text.
 	var j int
-	for j = 0; i < len(b) && paramsLen < len(params) && b[i] >= 0x30 && b[i] <= 0x3F; i, j = i+1, j+1 {
+	for j = 0; i < len(b) && b[i] >= 0x30 && b[i] <= 0x3F; i, j = i+1, j+1 {
+		if paramsLen >= len(params) {
+			continue
+		}
 		if b[i] >= '0' && b[i] <= '9' {
 			if params[paramsLen] == parser.MissingParam {
 				params[paramsLen] = 0
@@ -500,7 +507,10 @@ func (p *EventDecoder) parseCsi(b []byte) (int, Event) {
 		if i+3 > len(b) {
 			return i, UnknownCsiEvent(b[:i])
 		}
-		return i + 3, parseX10MouseEvent(append(b[:i], b[i:i+3]...))
+		// otplogin patch: the three report bytes follow the final byte,
+		// wherever that is: the 8-bit CSI form (0x9b M Cb Cx Cy) is one byte
+		// shorter than ESC [ M Cb Cx Cy, and parameters make it longer.
+		return i + 3, parseX10MouseEvent(b[:i+3])
 	case 'y' | '$'<<parser.IntermedShift:
 		// Report Mode (DECRPM)
 		mode, _, ok := pa.Param(0, -1)
@@ -967,8 +977,12 @@ func (p *EventDecoder) parseDcs(b []byte) (int, Event) {
 	}
 
 	// Scan parameter bytes in the range 0x30-0x3F
+	// otplogin patch: all of them, as in parseCsi.
 	var j int
-	for j = 0; i < len(b) && paramsLen < len(params) && b[i] >= 0x30 && b[i] <= 0x3F; i, j = i+1, j+1 {
+	for j = 0; i < len(b) && b[i] >= 0x30 && b[i] <= 0x3F; i, j = i+1, j+1 {
+		if paramsLen >= len(params) {
+			continue
+		}
 		if b[i] >= '0' && b[i] <= '9' {
 			if params[paramsLen] == parser.MissingParam {
 				params[paramsLen] = 0
@@ -1631,9 +1645,11 @@ const x10MouseByteOffset = 32
 //
 //	ESC [M Cb Cx Cy
 //
+// or CSI M Cb Cx Cy with the 8-bit CSI; buf ends with Cb Cx Cy.
+//
 // See: http://www.xfree86.org/current/ctlseqs.html#Mouse%20Tracking
 func parseX10MouseEvent(buf []byte) Event {
-	v := buf[3:6]
+	v := buf[len(buf)-3:] // otplogin patch: was buf[3:6], the 7-bit form only
 	b := int(v[0])
 	if b >= x10MouseByteOffset {
 		// XXX: b < 32 should be impossible, but we're being defensive.

@@ -1,6 +1,11 @@
 package uv
 
-import "testing"
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
 
 // TestResizeReusesRowsEmpty checks the otplogin patch to Buffer.Resize
 // (see the README in the parent folder): rows and cells regained after a
@@ -25,5 +30,108 @@ func TestResizeReusesRowsEmpty(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { b.Resize(2, 1); b.Resize(8, 4) }); n != 0 {
 		t.Errorf("shrink and regrow within capacity: %v allocations, want 0", n)
+	}
+}
+
+// TestDecodeX10MouseReport checks the otplogin patch to the X10 mouse
+// report in parseCsi: the three report bytes are read after the final byte
+// whichever CSI introduced them. The 8-bit form used to be sliced as if it
+// were ESC [ M and panicked: "\x9bM:]m" is five bytes, and an anonymous SSH
+// visitor could send it (or a Windows-1252 terminal, where › is 0x9b).
+func TestDecodeX10MouseReport(t *testing.T) {
+	// ':' is button byte 26: right button with alt and ctrl; ']' and 'm'
+	// are column 61 and row 77, 60 and 76 counted from zero.
+	want := MouseClickEvent{X: 60, Y: 76, Button: MouseRight, Mod: ModAlt | ModCtrl}
+	tests := []struct {
+		name  string
+		in    string
+		wantN int
+	}{
+		{"8-bit CSI", "\x9bM:]m", 5},
+		{"8-bit CSI, more input after", "\x9bM:]mx", 5},
+		{"7-bit CSI", "\x1b[M:]m", 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var d EventDecoder
+			n, ev := d.Decode([]byte(tt.in))
+			if n != tt.wantN || ev != want {
+				t.Errorf("Decode(%q) = %d, %#v; want %d, %#v", tt.in, n, ev, tt.wantN, want)
+			}
+		})
+	}
+	t.Run("terminal reader", func(t *testing.T) {
+		got := testReadInputs(t, strings.NewReader("\x9bM:]m"))
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("reading %q: events %#v, want [%#v]", "\x9bM:]m", got, want)
+		}
+	})
+}
+
+// TestScanManyParams checks the otplogin patch to deserializeWin32Input: the
+// win32-input-mode scan that runs over every input buffer used
+// ansi.DecodeSequence with a parser, which panics on a CSI parameter after
+// the 32nd, so ESC [ followed by 32 semicolons and a digit ended the
+// program. The parameters of a win32 key are now read by win32InputKey, and
+// every other sequence is left to the decoder.
+func TestScanManyParams(t *testing.T) {
+	semis := strings.Repeat(";", 40)
+	colons := strings.Repeat(":", 40)
+	tests := []struct {
+		name string
+		in   string
+		want []Event
+	}{
+		{
+			"41 parameters",
+			"\x1b[" + semis + "1x",
+			[]Event{UnknownCsiEvent("\x1b[" + semis + "1x")},
+		},
+		{
+			"8-bit CSI, 41 subparameters, then a win32 key",
+			"\x9b" + colons + "7x" + "\x1b[0;0;97;1;0;1_",
+			[]Event{
+				UnknownCsiEvent("\x9b" + colons + "7x"),
+				KeyPressEvent{Code: 'a', Text: "a"},
+			},
+		},
+		{
+			"a win32 key with 40 parameters",
+			"\x1b[0;0;98;1" + strings.Repeat(";1", 36) + "_",
+			[]Event{KeyPressEvent{Code: 'b', Text: "b"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := testReadInputs(t, strings.NewReader(tt.in))
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("reading %q:\n got %#v\nwant %#v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestDecodeManyParams checks the otplogin patch to the parameter scan of
+// parseCsi and parseDcs: a sequence with more parameters than the decoder
+// keeps is one sequence, not a cut-off one followed by its tail as typed
+// text.
+func TestDecodeManyParams(t *testing.T) {
+	many := strings.Repeat("1;", 40) + "1"
+	tests := []struct {
+		in   string
+		want Event
+	}{
+		{"\x1b[" + many + "x", UnknownCsiEvent("\x1b[" + many + "x")},
+		{"\x9b" + many + "x", UnknownCsiEvent("\x9b" + many + "x")},
+		{"\x1b[?" + many + "c", PrimaryDeviceAttributesEvent(slices.Repeat([]int{1}, 32))},
+		{"\x1bP" + many + "x\x1b\\", UnknownDcsEvent("\x1bP" + many + "x\x1b\\")},
+		{"\x90" + many + "x\x9c", UnknownDcsEvent("\x90" + many + "x\x9c")},
+	}
+	for _, tt := range tests {
+		var d EventDecoder
+		n, ev := d.Decode([]byte(tt.in))
+		if n != len(tt.in) || !reflect.DeepEqual(ev, tt.want) {
+			t.Errorf("Decode(%q) = %d, %#v; want %d, %#v", tt.in, n, ev, len(tt.in), tt.want)
+		}
 	}
 }
