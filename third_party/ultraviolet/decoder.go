@@ -259,6 +259,30 @@ func (p *EventDecoder) Decode(buf []byte) (n int, Event Event) {
 		case 'X': // Esc-prefixed SOS
 			return p.parseStTerminated(ansi.SOS, 'X', nil)(buf)
 		default:
+			// otplogin patch: a run of ESCs used to recurse once per ESC,
+			// growing the stack by about half a kilobyte each, to a fatal
+			// stack overflow for a run of a few megabytes. Only the last
+			// ESC of the run is decoded with what follows it now; each ESC
+			// before it adds a byte and ModAlt as the recursion did, and
+			// when the last one does not make a key, the one before it is
+			// an escape key.
+			run := 1
+			for run < len(buf) && buf[run] == ansi.ESC {
+				run++
+			}
+			if run > 1 {
+				n, e := p.Decode(buf[run-1:])
+				if k, ok := e.(KeyPressEvent); ok {
+					k.Text = ""
+					k.Mod |= ModAlt
+					return n + run - 1, k
+				}
+				if run == 2 {
+					return 1, KeyPressEvent{Code: KeyEscape}
+				}
+				return run - 1, KeyPressEvent{Code: KeyEscape, Mod: ModAlt}
+			}
+
 			n, e := p.Decode(buf[1:])
 			if k, ok := e.(KeyPressEvent); ok {
 				k.Text = ""

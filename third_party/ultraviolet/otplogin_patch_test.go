@@ -1,10 +1,14 @@
 package uv
 
 import (
+	"bytes"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/charmbracelet/x/ansi"
 )
 
 // TestResizeReusesRowsEmpty checks the otplogin patch to Buffer.Resize
@@ -134,4 +138,47 @@ func TestDecodeManyParams(t *testing.T) {
 			t.Errorf("Decode(%q) = %d, %#v; want %d, %#v", tt.in, n, ev, len(tt.in), tt.want)
 		}
 	}
+}
+
+// TestDecodeEscRun checks the otplogin patch to Decode for runs of ESC: the
+// result is the one the recursion gave, and a run of a megabyte decodes on
+// a small stack. The recursion needed about half a kilobyte of stack per
+// ESC, so this test crashed with "goroutine stack exceeds" before.
+func TestDecodeEscRun(t *testing.T) {
+	tails := []string{"", "a", "A", "[A", "[", "[1;", "]11;x\x07", "]", "O", "OA", "P", "_", "^", "X",
+		"\x9b", "\x00", "é", "[200~", "\x7f", " ", "\xff"}
+	for run := 1; run <= 6; run++ {
+		for _, tail := range tails {
+			in := []byte(strings.Repeat("\x1b", run) + tail)
+			var d, ref EventDecoder
+			n, ev := d.Decode(in)
+			wantN, want := recursiveEscDecode(&ref, in)
+			if n != wantN || !reflect.DeepEqual(ev, want) {
+				t.Errorf("Decode(%q) = %d, %#v; the recursion gave %d, %#v", in, n, ev, wantN, want)
+			}
+		}
+	}
+
+	defer debug.SetMaxStack(debug.SetMaxStack(16 << 20))
+	in := append(bytes.Repeat([]byte{ansi.ESC}, 1<<20), '[')
+	var d EventDecoder
+	n, ev := d.Decode(in)
+	if want := (KeyPressEvent{Code: '[', Mod: ModAlt}); n != len(in) || ev != want {
+		t.Errorf("Decode(1 MiB of ESC, then [) = %d, %#v; want %d, %#v", n, ev, len(in), want)
+	}
+}
+
+// recursiveEscDecode is Decode as it was for ESC followed by anything but
+// the introducer of a sequence: one recursive call per ESC.
+func recursiveEscDecode(d *EventDecoder, buf []byte) (int, Event) {
+	if len(buf) < 2 || buf[0] != ansi.ESC || strings.IndexByte("OP[]_^X", buf[1]) >= 0 {
+		return d.Decode(buf)
+	}
+	n, e := recursiveEscDecode(d, buf[1:])
+	if k, ok := e.(KeyPressEvent); ok {
+		k.Text = ""
+		k.Mod |= ModAlt
+		return n + 1, k
+	}
+	return 1, KeyPressEvent{Code: KeyEscape}
 }
