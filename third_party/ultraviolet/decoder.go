@@ -564,13 +564,15 @@ func (p *EventDecoder) parseCsi(b []byte) (int, Event) {
 		kd, _, _ := pa.Param(3, 0)
 		cs, _, _ := pa.Param(4, 0)
 		rc, _, _ := pa.Param(5, 0)
+		// otplogin patch: at most maxWin32Repeat events for one sequence.
+		repeat := min(max(1, uint16(rc)), maxWin32Repeat) //nolint:gosec // Rc wRepeatCount
 		event := p.parseWin32InputKeyEvent(
-			uint16(vk),         //nolint:gosec // Vk wVirtualKeyCode
-			uint16(sc),         //nolint:gosec // Sc wVirtualScanCode
-			rune(uc),           // Uc UnicodeChar
-			kd == 1,            // Kd bKeyDown
-			uint32(cs),         //nolint:gosec // Cs dwControlKeyState
-			max(1, uint16(rc)), //nolint:gosec // Rc wRepeatCount
+			uint16(vk), //nolint:gosec // Vk wVirtualKeyCode
+			uint16(sc), //nolint:gosec // Sc wVirtualScanCode
+			rune(uc),   // Uc UnicodeChar
+			kd == 1,    // Kd bKeyDown
+			uint32(cs), //nolint:gosec // Cs dwControlKeyState
+			repeat,     // Rc wRepeatCount
 		)
 
 		return i, event
@@ -727,6 +729,13 @@ func (p *EventDecoder) parseCsi(b []byte) (int, Event) {
 	}
 	return i, UnknownCsiEvent(b[:i])
 }
+
+// maxWin32Repeat bounds the repeat count of a win32-input-mode key event,
+// which becomes one event per repeat. A count of 65535 in a 20-byte
+// sequence made 65535 events, so a 4 KiB read of such sequences made 13
+// million. 32 is about a second of key auto-repeat at the fastest rate
+// Windows allows. otplogin patch.
+const maxWin32Repeat = 32
 
 // parseSs3 parses a SS3 sequence.
 // See https://vt100.net/docs/vt220-rm/chapter4.html#S4.4.4.2

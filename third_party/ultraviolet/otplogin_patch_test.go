@@ -182,3 +182,34 @@ func recursiveEscDecode(d *EventDecoder, buf []byte) (int, Event) {
 	}
 	return 1, KeyPressEvent{Code: KeyEscape}
 }
+
+// TestDecodeWin32RepeatBound checks the otplogin patch to the win32 input
+// mode repeat count: one sequence makes at most maxWin32Repeat events, where
+// a count of 65535 made 65535.
+func TestDecodeWin32RepeatBound(t *testing.T) {
+	a := KeyPressEvent{Code: 'a', BaseCode: 'a', Text: "a"}
+	tests := []struct {
+		in   string
+		want Event
+	}{
+		{"\x1b[65;0;97;1;0;1_", a},
+		{"\x1b[65;0;97;1;0;0_", a},
+		{"\x1b[65;0;97;1;0;3_", MultiEvent{a, a, a}},
+		{"\x1b[65;0;97;1;0;65535_", MultiEvent(slices.Repeat([]Event{a}, maxWin32Repeat))},
+		{"\x1b[65;0;97;1;0;99999999999_", MultiEvent(slices.Repeat([]Event{a}, maxWin32Repeat))},
+	}
+	for _, tt := range tests {
+		var d EventDecoder
+		n, ev := d.Decode([]byte(tt.in))
+		if n != len(tt.in) || !reflect.DeepEqual(ev, tt.want) {
+			t.Errorf("Decode(%q) = %d, %d events; want %d, %d events", tt.in, n, countEvents(ev), len(tt.in), countEvents(tt.want))
+		}
+	}
+}
+
+func countEvents(ev Event) int {
+	if m, ok := ev.(MultiEvent); ok {
+		return len(m)
+	}
+	return 1
+}
