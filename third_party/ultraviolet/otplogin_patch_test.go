@@ -213,3 +213,26 @@ func countEvents(ev Event) int {
 	}
 	return 1
 }
+
+// TestColorReportUnreadable checks the otplogin patch to the String and
+// IsDark methods of the color events: a color report whose color cannot be
+// read gives an event with a nil color, and those methods panicked on it.
+// Programs call IsDark on the background color report.
+func TestColorReportUnreadable(t *testing.T) {
+	type colorEvent interface {
+		String() string
+		IsDark() bool
+	}
+	for _, in := range []string{"\x1b]10;junk\x07", "\x1b]11;junk\x07", "\x1b]12;junk\x07", "\x9d11A\x9c", "\x9d12;x\x9c"} {
+		var d EventDecoder
+		_, ev := d.Decode([]byte(in))
+		c, ok := ev.(colorEvent)
+		if !ok {
+			t.Errorf("Decode(%q) = %#v, want a color event", in, ev)
+			continue
+		}
+		if s, dark := c.String(), c.IsDark(); s != "" || !dark {
+			t.Errorf("Decode(%q): String() = %q, IsDark() = %v; want \"\", true", in, s, dark)
+		}
+	}
+}
