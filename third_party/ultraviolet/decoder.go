@@ -259,6 +259,30 @@ func (p *EventDecoder) Decode(buf []byte) (n int, Event Event) {
 		case 'X': // Esc-prefixed SOS
 			return p.parseStTerminated(ansi.SOS, 'X', nil)(buf)
 		default:
+			// otplogin patch: a run of ESCs used to recurse once per ESC,
+			// growing the stack by about half a kilobyte each, to a fatal
+			// stack overflow for a run of a few megabytes. Only the last
+			// ESC of the run is decoded with what follows it now; each ESC
+			// before it adds a byte and ModAlt as the recursion did, and
+			// when the last one does not make a key, the one before it is
+			// an escape key.
+			run := 1
+			for run < len(buf) && buf[run] == ansi.ESC {
+				run++
+			}
+			if run > 1 {
+				n, e := p.Decode(buf[run-1:])
+				if k, ok := e.(KeyPressEvent); ok {
+					k.Text = ""
+					k.Mod |= ModAlt
+					return n + run - 1, k
+				}
+				if run == 2 {
+					return 1, KeyPressEvent{Code: KeyEscape}
+				}
+				return run - 1, KeyPressEvent{Code: KeyEscape, Mod: ModAlt}
+			}
+
 			n, e := p.Decode(buf[1:])
 			if k, ok := e.(KeyPressEvent); ok {
 				k.Text = ""
@@ -322,8 +346,15 @@ func (p *EventDecoder) parseCsi(b []byte) (int, Event) {
 	}
 
 	// Scan parameter bytes in the range 0x30-0x3F
+	// otplogin patch: to the end of the parameters even when there are more
+	// than params holds, dropping the extra ones as a terminal does. The
+	// scan used to stop at the limit, which ended the sequence there and
+	// delivered the rest of it as typed text.
 	var j int
-	for j = 0; i < len(b) && paramsLen < len(params) && b[i] >= 0x30 && b[i] <= 0x3F; i, j = i+1, j+1 {
+	for j = 0; i < len(b) && b[i] >= 0x30 && b[i] <= 0x3F; i, j = i+1, j+1 {
+		if paramsLen >= len(params) {
+			continue
+		}
 		if b[i] >= '0' && b[i] <= '9' {
 			if params[paramsLen] == parser.MissingParam {
 				params[paramsLen] = 0
@@ -500,7 +531,10 @@ func (p *EventDecoder) parseCsi(b []byte) (int, Event) {
 		if i+3 > len(b) {
 			return i, UnknownCsiEvent(b[:i])
 		}
-		return i + 3, parseX10MouseEvent(append(b[:i], b[i:i+3]...))
+		// otplogin patch: the three report bytes follow the final byte,
+		// wherever that is: the 8-bit CSI form (0x9b M Cb Cx Cy) is one byte
+		// shorter than ESC [ M Cb Cx Cy, and parameters make it longer.
+		return i + 3, parseX10MouseEvent(b[:i+3])
 	case 'y' | '$'<<parser.IntermedShift:
 		// Report Mode (DECRPM)
 		mode, _, ok := pa.Param(0, -1)
@@ -530,13 +564,15 @@ func (p *EventDecoder) parseCsi(b []byte) (int, Event) {
 		kd, _, _ := pa.Param(3, 0)
 		cs, _, _ := pa.Param(4, 0)
 		rc, _, _ := pa.Param(5, 0)
+		// otplogin patch: at most maxWin32Repeat events for one sequence.
+		repeat := min(max(1, uint16(rc)), maxWin32Repeat) //nolint:gosec // Rc wRepeatCount
 		event := p.parseWin32InputKeyEvent(
-			uint16(vk),         //nolint:gosec // Vk wVirtualKeyCode
-			uint16(sc),         //nolint:gosec // Sc wVirtualScanCode
-			rune(uc),           // Uc UnicodeChar
-			kd == 1,            // Kd bKeyDown
-			uint32(cs),         //nolint:gosec // Cs dwControlKeyState
-			max(1, uint16(rc)), //nolint:gosec // Rc wRepeatCount
+			uint16(vk), //nolint:gosec // Vk wVirtualKeyCode
+			uint16(sc), //nolint:gosec // Sc wVirtualScanCode
+			rune(uc),   // Uc UnicodeChar
+			kd == 1,    // Kd bKeyDown
+			uint32(cs), //nolint:gosec // Cs dwControlKeyState
+			repeat,     // Rc wRepeatCount
 		)
 
 		return i, event
@@ -693,6 +729,13 @@ func (p *EventDecoder) parseCsi(b []byte) (int, Event) {
 	}
 	return i, UnknownCsiEvent(b[:i])
 }
+
+// maxWin32Repeat bounds the repeat count of a win32-input-mode key event,
+// which becomes one event per repeat. A count of 65535 in a 20-byte
+// sequence made 65535 events, so a 4 KiB read of such sequences made 13
+// million. 32 is about a second of key auto-repeat at the fastest rate
+// Windows allows. otplogin patch.
+const maxWin32Repeat = 32
 
 // parseSs3 parses a SS3 sequence.
 // See https://vt100.net/docs/vt220-rm/chapter4.html#S4.4.4.2
@@ -967,8 +1010,12 @@ func (p *EventDecoder) parseDcs(b []byte) (int, Event) {
 	}
 
 	// Scan parameter bytes in the range 0x30-0x3F
+	// otplogin patch: all of them, as in parseCsi.
 	var j int
-	for j = 0; i < len(b) && paramsLen < len(params) && b[i] >= 0x30 && b[i] <= 0x3F; i, j = i+1, j+1 {
+	for j = 0; i < len(b) && b[i] >= 0x30 && b[i] <= 0x3F; i, j = i+1, j+1 {
+		if paramsLen >= len(params) {
+			continue
+		}
 		if b[i] >= '0' && b[i] <= '9' {
 			if params[paramsLen] == parser.MissingParam {
 				params[paramsLen] = 0
@@ -1631,9 +1678,11 @@ const x10MouseByteOffset = 32
 //
 //	ESC [M Cb Cx Cy
 //
+// or CSI M Cb Cx Cy with the 8-bit CSI; buf ends with Cb Cx Cy.
+//
 // See: http://www.xfree86.org/current/ctlseqs.html#Mouse%20Tracking
 func parseX10MouseEvent(buf []byte) Event {
-	v := buf[3:6]
+	v := buf[len(buf)-3:] // otplogin patch: was buf[3:6], the 7-bit form only
 	b := int(v[0])
 	if b >= x10MouseByteOffset {
 		// XXX: b < 32 should be impossible, but we're being defensive.

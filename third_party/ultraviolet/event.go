@@ -489,7 +489,9 @@ type BackgroundColorEvent struct{ color.Color }
 
 // String returns the hex representation of the color.
 func (e BackgroundColorEvent) String() string {
-	return colorToHex(e)
+	// otplogin patch: e.Color, not e, which is never nil and panics when
+	// the terminal sent a color XParseColor could not read.
+	return colorToHex(e.Color)
 }
 
 // IsDark returns whether the color is dark.
@@ -504,12 +506,12 @@ type CursorColorEvent struct{ color.Color }
 
 // String returns the hex representation of the color.
 func (e CursorColorEvent) String() string {
-	return colorToHex(e)
+	return colorToHex(e.Color) // otplogin patch: e.Color, as above
 }
 
 // IsDark returns whether the color is dark.
 func (e CursorColorEvent) IsDark() bool {
-	return isDarkColor(e)
+	return isDarkColor(e.Color) // otplogin patch: e.Color, as above
 }
 
 // WindowOpEvent is a window operation (XTWINOPS) report event. This is used to

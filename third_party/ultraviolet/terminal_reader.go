@@ -462,24 +462,22 @@ func (d *eventScanner) storeGraphemeRune(kd int, r rune) {
 // KeyEventRecrods to bytes. Before returning the bytes, it will also try to
 // decode any UTF-16 pairs that might be present in the input buffer.
 func (d *eventScanner) deserializeWin32Input(buf []byte) (int, []byte) {
-	p := ansi.GetParser()
-	defer ansi.PutParser(p)
-
 	var processed int
 	var state byte
 	des := make([]byte, 0, len(buf))
 
 	for len(buf) > 0 {
-		seq, width, n, newState := ansi.DecodeSequence(buf, state, p)
+		// otplogin patch: no parser here. With one, DecodeSequence stores
+		// each CSI parameter at the index of the separators seen so far
+		// and panics on the 33rd (ESC [ followed by 32 ';' and a digit),
+		// so the parameters are read by win32InputKey instead.
+		seq, width, n, newState := ansi.DecodeSequence(buf, state, nil)
 		switch width {
 		case 0:
-			if p.Command() == '_' { // Win32 Input Mode
-				vk, _ := p.Param(0, 0)
+			if vk, uc, kd, ok := win32InputKey(seq); ok { // Win32 Input Mode
 				if vk == 0 {
 					// This is either a serialized KeyEventRecord or a UTF-16
 					// pair.
-					uc, _ := p.Param(2, 0)
-					kd, _ := p.Param(3, 0)
 					kd = clamp(kd, 0, 1) // kd is the key down state (0 or 1)
 					d.storeGraphemeRune(kd, rune(uc))
 					processed += n
@@ -499,6 +497,42 @@ func (d *eventScanner) deserializeWin32Input(buf []byte) (int, []byte) {
 	des = append(des, d.encodeGraphemeBufs()...)
 
 	return processed, des
+}
+
+// win32InputKey reports whether seq is a win32-input-mode key event,
+// CSI Vk ; Sc ; Uc ; Kd ; Cs ; Rc _, and its virtual key code, Unicode
+// character and key-down state. Missing parameters are zero. It reads at
+// most four parameters and stops a value from growing past 1<<24, which
+// is beyond every virtual key code and rune. otplogin patch: this replaces
+// the parameters of ansi.Parser, which overflow (see deserializeWin32Input).
+func win32InputKey(seq []byte) (vk, uc, kd int, ok bool) {
+	switch {
+	case len(seq) > 0 && seq[0] == ansi.CSI:
+		seq = seq[1:]
+	case len(seq) > 1 && seq[0] == ansi.ESC && seq[1] == '[':
+		seq = seq[2:]
+	default:
+		return 0, 0, 0, false
+	}
+	if len(seq) == 0 || seq[len(seq)-1] != '_' {
+		return 0, 0, 0, false
+	}
+	const maxValue = 1 << 24
+	var params [4]int
+	var i int
+	for _, c := range seq[:len(seq)-1] {
+		switch {
+		case c >= '0' && c <= '9':
+			if i < len(params) {
+				params[i] = min(params[i]*10+int(c-'0'), maxValue)
+			}
+		case c == ';' || c == ':':
+			i++
+		default: // a prefix or an intermediate byte: another sequence
+			return 0, 0, 0, false
+		}
+	}
+	return params[0], params[2], params[3], true
 }
 
 func (d *TerminalReader) logf(format string, v ...interface{}) {
