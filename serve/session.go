@@ -49,8 +49,17 @@ const (
 	maxRows = 16
 )
 
+// clampWindow bounds the window a client reports. A client without a
+// terminal of its own (ssh -tt with its input from a pipe) reports 0x0,
+// which would hide the whole login; it gets the largest window instead.
 func clampWindow(w ssh.Window) (width, height int) {
-	return min(max(w.Width, 0), maxCols), min(max(w.Height, 0), maxRows)
+	if w.Width <= 0 {
+		w.Width = maxCols
+	}
+	if w.Height <= 0 {
+		w.Height = maxRows
+	}
+	return min(w.Width, maxCols), min(w.Height, maxRows)
 }
 
 // endReason says why a session's program stopped.
