@@ -37,6 +37,7 @@ func TestMemoryStoreSweepsStaleState(t *testing.T) {
 	m := NewMemoryStore()
 	lim := DefaultLimits()
 	lim.ClientIssues = 10_000
+	lim.GlobalIssuesPerSecond = 10_000
 	for i := range 5000 {
 		if _, err := m.Issue(t.Context(), fmt.Sprintf("u%d@example.com", i), "c", testPending(t0, 1), t0, lim); err != nil {
 			t.Fatal(err)
@@ -138,9 +139,9 @@ func TestMemoryStoreRandomOps(t *testing.T) {
 				hashes[addr] = p.Hash
 			}
 		case 1:
-			_, _ = m.Attempt(t.Context(), addr, now, lim)
+			_, _ = m.Attempt(t.Context(), addr, fmt.Sprint("c", r.IntN(5)), now, lim)
 		case 2:
-			_, _ = m.Consume(t.Context(), addr, hashes[addr])
+			_, _ = m.Consume(t.Context(), addr, fmt.Sprint("c", r.IntN(5)), hashes[addr])
 		case 3:
 			_ = m.Discard(t.Context(), addr, hashes[addr])
 		}

@@ -91,10 +91,10 @@ func TestCrossReplica(t *testing.T) {
 				t.Fatalf("Request: %v", err)
 			}
 			code := r.mail.code(t, addr)
-			if err := verifier.Verify(testCtx(t), addr, code); err != nil {
+			if err := verifier.Verify(testCtx(t), addr, "198.51.100.1", code); err != nil {
 				t.Fatalf("Verify on the other replica: %v", err)
 			}
-			if err := issuer.Verify(testCtx(t), addr, code); !errors.Is(err, otp.ErrNoCode) {
+			if err := issuer.Verify(testCtx(t), addr, "198.51.100.1", code); !errors.Is(err, otp.ErrNoCode) {
 				t.Fatalf("Verify of a used code on the issuer: %v, want ErrNoCode", err)
 			}
 			r.clock.Advance(time.Second)
@@ -135,7 +135,7 @@ func TestCrossReplica(t *testing.T) {
 			}
 			wg.Go(func() {
 				<-start
-				err := svc.Verify(testCtx(t), addr, wrong(code))
+				err := svc.Verify(testCtx(t), addr, "198.51.100.1", wrong(code))
 				mu.Lock()
 				defer mu.Unlock()
 				var wce *otp.WrongCodeError
@@ -155,7 +155,7 @@ func TestCrossReplica(t *testing.T) {
 			t.Fatalf("64 wrong guesses over two replicas: %d verdicts, others %v; want %d verdicts",
 				verdicts, others, lim.MaxAttempts)
 		}
-		if err := r.b.Verify(testCtx(t), addr, code); !errors.Is(err, otp.ErrTooManyAttempts) {
+		if err := r.b.Verify(testCtx(t), addr, "198.51.100.1", code); !errors.Is(err, otp.ErrTooManyAttempts) {
 			t.Fatalf("right code after the limit: %v, want ErrTooManyAttempts", err)
 		}
 	})

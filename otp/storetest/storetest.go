@@ -84,19 +84,19 @@ func (h *h) mustIssue(addr, client string, now time.Time, lim otp.Limits) otp.Pe
 	return p
 }
 
-func (h *h) mustAttempt(addr string, now time.Time, lim otp.Limits) otp.Pending {
+func (h *h) mustAttempt(addr, client string, now time.Time, lim otp.Limits) otp.Pending {
 	h.t.Helper()
-	p, err := h.s.Attempt(h.ctx, addr, now, lim)
+	p, err := h.s.Attempt(h.ctx, addr, client, now, lim)
 	if err != nil {
-		h.t.Fatalf("Attempt(%s) at +%v: %v", addr, now.Sub(base), err)
+		h.t.Fatalf("Attempt(%s, %s) at +%v: %v", addr, client, now.Sub(base), err)
 	}
 	return p
 }
 
-func (h *h) wantAttemptErr(addr string, now time.Time, lim otp.Limits, want error) {
+func (h *h) wantAttemptErr(addr, client string, now time.Time, lim otp.Limits, want error) {
 	h.t.Helper()
-	if _, err := h.s.Attempt(h.ctx, addr, now, lim); !errors.Is(err, want) {
-		h.t.Fatalf("Attempt(%s) at +%v: err %v, want %v", addr, now.Sub(base), err, want)
+	if _, err := h.s.Attempt(h.ctx, addr, client, now, lim); !errors.Is(err, want) {
+		h.t.Fatalf("Attempt(%s, %s) at +%v: err %v, want %v", addr, client, now.Sub(base), err, want)
 	}
 }
 
@@ -135,68 +135,68 @@ var cases = []testCase{
 	{"IssueThenAttempt", func(h *h) {
 		lim := limits()
 		p := h.mustIssue("a@example.com", "c1", at(0), lim)
-		samePending(h.t, h.mustAttempt("a@example.com", at(time.Second), lim), p, 1)
-		samePending(h.t, h.mustAttempt("a@example.com", at(2*time.Second), lim), p, 2)
+		samePending(h.t, h.mustAttempt("a@example.com", "c1", at(time.Second), lim), p, 1)
+		samePending(h.t, h.mustAttempt("a@example.com", "c1", at(2*time.Second), lim), p, 2)
 	}},
 	{"NoCode", func(h *h) {
 		lim := limits()
 		lim.FailureBudget = 2
 		for i := range 5 {
-			h.wantAttemptErr("nobody@example.com", at(time.Duration(i)*time.Second), lim, otp.ErrNoCode)
+			h.wantAttemptErr("nobody@example.com", "c1", at(time.Duration(i)*time.Second), lim, otp.ErrNoCode)
 		}
 		// Refused attempts charged no failures.
 		h.mustIssue("nobody@example.com", "c1", at(10*time.Second), lim)
-		h.mustAttempt("nobody@example.com", at(11*time.Second), lim)
-		h.mustAttempt("nobody@example.com", at(12*time.Second), lim)
+		h.mustAttempt("nobody@example.com", "c1", at(11*time.Second), lim)
+		h.mustAttempt("nobody@example.com", "c1", at(12*time.Second), lim)
 		// Another address's code is not this one's.
-		h.wantAttemptErr("other@example.com", at(13*time.Second), lim, otp.ErrNoCode)
+		h.wantAttemptErr("other@example.com", "c1", at(13*time.Second), lim, otp.ErrNoCode)
 	}},
 	{"Expired", func(h *h) {
 		lim := limits()
 		p := h.mustIssue("a@example.com", "c1", at(0), lim)
-		h.mustAttempt("a@example.com", p.ExpiresAt.Add(-time.Millisecond), lim)
-		h.wantAttemptErr("a@example.com", p.ExpiresAt, lim, otp.ErrExpired)
+		h.mustAttempt("a@example.com", "c1", p.ExpiresAt.Add(-time.Millisecond), lim)
+		h.wantAttemptErr("a@example.com", "c1", p.ExpiresAt, lim, otp.ErrExpired)
 		// Activity elsewhere (which may trigger clean-up) does not turn
 		// "expired" into "no code" within the retention.
 		late := p.ExpiresAt.Add(otp.ExpiredRetention - time.Millisecond)
 		h.mustIssue("b@example.com", "c2", late, lim)
-		h.wantAttemptErr("a@example.com", late, lim, otp.ErrExpired)
+		h.wantAttemptErr("a@example.com", "c1", late, lim, otp.ErrExpired)
 	}},
 	{"MaxAttempts", func(h *h) {
 		lim := limits()
 		lim.FailureBudget = 7
 		p := h.mustIssue("a@example.com", "c1", at(0), lim)
 		for i := 1; i <= lim.MaxAttempts; i++ {
-			samePending(h.t, h.mustAttempt("a@example.com", at(time.Duration(i)*time.Second), lim), p, i)
+			samePending(h.t, h.mustAttempt("a@example.com", "c1", at(time.Duration(i)*time.Second), lim), p, i)
 		}
 		for i := range 3 {
-			h.wantAttemptErr("a@example.com", at(time.Duration(10+i)*time.Second), lim, otp.ErrTooManyAttempts)
+			h.wantAttemptErr("a@example.com", "c1", at(time.Duration(10+i)*time.Second), lim, otp.ErrTooManyAttempts)
 		}
 		// The refused attempts charged no failures: 5 of 7 are used.
 		h.mustIssue("a@example.com", "c1", at(cooldown), lim)
-		h.mustAttempt("a@example.com", at(cooldown+time.Second), lim)
-		h.mustAttempt("a@example.com", at(cooldown+2*time.Second), lim)
-		_, err := h.s.Attempt(h.ctx, "a@example.com", at(cooldown+3*time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", at(cooldown+time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", at(cooldown+2*time.Second), lim)
+		_, err := h.s.Attempt(h.ctx, "a@example.com", "c1", at(cooldown+3*time.Second), lim)
 		wantLimit(h.t, err, otp.LimitFailures, at(cooldown+3*time.Second), at(time.Second).Add(lim.FailureWindow))
 	}},
 	{"ConsumeOnce", func(h *h) {
 		lim := limits()
 		p := h.mustIssue("a@example.com", "c1", at(0), lim)
-		h.mustAttempt("a@example.com", at(time.Second), lim)
-		if ok, err := h.s.Consume(h.ctx, "a@example.com", newHash()); ok || err != nil {
+		h.mustAttempt("a@example.com", "c1", at(time.Second), lim)
+		if ok, err := h.s.Consume(h.ctx, "a@example.com", "c1", newHash()); ok || err != nil {
 			h.t.Fatalf("Consume with a wrong hash = %v, %v; want false, nil", ok, err)
 		}
-		h.mustAttempt("a@example.com", at(2*time.Second), lim) // still there
-		if ok, err := h.s.Consume(h.ctx, "b@example.com", p.Hash); ok || err != nil {
+		h.mustAttempt("a@example.com", "c1", at(2*time.Second), lim) // still there
+		if ok, err := h.s.Consume(h.ctx, "b@example.com", "c1", p.Hash); ok || err != nil {
 			h.t.Fatalf("Consume for another address = %v, %v; want false, nil", ok, err)
 		}
-		if ok, err := h.s.Consume(h.ctx, "a@example.com", p.Hash); !ok || err != nil {
+		if ok, err := h.s.Consume(h.ctx, "a@example.com", "c1", p.Hash); !ok || err != nil {
 			h.t.Fatalf("Consume = %v, %v; want true, nil", ok, err)
 		}
-		if ok, err := h.s.Consume(h.ctx, "a@example.com", p.Hash); ok || err != nil {
+		if ok, err := h.s.Consume(h.ctx, "a@example.com", "c1", p.Hash); ok || err != nil {
 			h.t.Fatalf("second Consume = %v, %v; want false, nil", ok, err)
 		}
-		h.wantAttemptErr("a@example.com", at(3*time.Second), lim, otp.ErrNoCode)
+		h.wantAttemptErr("a@example.com", "c1", at(3*time.Second), lim, otp.ErrNoCode)
 		// The cooldown went with the code.
 		h.mustIssue("a@example.com", "c1", at(4*time.Second), lim)
 	}},
@@ -204,11 +204,12 @@ var cases = []testCase{
 		lim := limits()
 		lim.FailureBudget = 3
 		lim.AddressIssues = 50
+		lim.ClientAddressIssues = 50
 		for i := range 10 {
 			now := at(time.Duration(i) * cooldown)
 			p := h.mustIssue("a@example.com", "c1", now, lim)
-			h.mustAttempt("a@example.com", now.Add(time.Second), lim)
-			if ok, err := h.s.Consume(h.ctx, "a@example.com", p.Hash); !ok || err != nil {
+			h.mustAttempt("a@example.com", "c1", now.Add(time.Second), lim)
+			if ok, err := h.s.Consume(h.ctx, "a@example.com", "c1", p.Hash); !ok || err != nil {
 				h.t.Fatalf("Consume #%d = %v, %v", i, ok, err)
 			}
 		}
@@ -219,14 +220,14 @@ var cases = []testCase{
 		lim.FailureWindow = 20 * time.Minute
 		h.mustIssue("a@example.com", "c1", at(0), lim)
 		for i := 1; i <= 5; i++ {
-			h.mustAttempt("a@example.com", at(time.Duration(i)*time.Second), lim)
+			h.mustAttempt("a@example.com", "c1", at(time.Duration(i)*time.Second), lim)
 		}
 		now := at(cooldown)
 		h.mustIssue("a@example.com", "c1", now, lim)
-		h.mustAttempt("a@example.com", now.Add(time.Second), lim)
-		h.mustAttempt("a@example.com", now.Add(2*time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", now.Add(time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", now.Add(2*time.Second), lim)
 		end := at(time.Second).Add(lim.FailureWindow) // the window opened at the first failure
-		_, err := h.s.Attempt(h.ctx, "a@example.com", now.Add(3*time.Second), lim)
+		_, err := h.s.Attempt(h.ctx, "a@example.com", "c1", now.Add(3*time.Second), lim)
 		le := wantLimit(h.t, err, otp.LimitFailures, now.Add(3*time.Second), end)
 		// The budget outranks the live code in its cooldown.
 		_, _, err = h.issue("a@example.com", "c1", now.Add(4*time.Second), lim)
@@ -236,7 +237,7 @@ var cases = []testCase{
 		wantLimit(h.t, err, otp.LimitFailures, now.Add(2*cooldown), end)
 		// At RetryAt both work again.
 		h.mustIssue("a@example.com", "c1", le.RetryAt, lim)
-		h.mustAttempt("a@example.com", le.RetryAt.Add(time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", le.RetryAt.Add(time.Second), lim)
 	}},
 	{"CooldownKeepsLiveCode", func(h *h) {
 		lim := limits()
@@ -251,17 +252,17 @@ var cases = []testCase{
 				h.t.Fatal("test hashes collide")
 			}
 		}
-		samePending(h.t, h.mustAttempt("a@example.com", at(cooldown-time.Millisecond), lim), p, 1)
+		samePending(h.t, h.mustAttempt("a@example.com", "c1", at(cooldown-time.Millisecond), lim), p, 1)
 		// At ResendAt a new code replaces the old one, attempts reset.
 		q := h.mustIssue("a@example.com", "c1", p.ResendAt, lim)
-		samePending(h.t, h.mustAttempt("a@example.com", p.ResendAt.Add(time.Second), lim), q, 1)
+		samePending(h.t, h.mustAttempt("a@example.com", "c1", p.ResendAt.Add(time.Second), lim), q, 1)
 	}},
 	{"DeadCodeInCooldown", func(h *h) {
 		lim := limits()
 		lim.MaxAttempts = 2
 		p := h.mustIssue("a@example.com", "c1", at(0), lim)
-		h.mustAttempt("a@example.com", at(time.Second), lim)
-		h.mustAttempt("a@example.com", at(2*time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", at(time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", at(2*time.Second), lim)
 		_, _, err := h.issue("a@example.com", "c1", at(3*time.Second), lim)
 		le := wantLimit(h.t, err, otp.LimitResend, at(3*time.Second), p.ResendAt)
 		if !le.RetryAt.Equal(p.ResendAt) {
@@ -329,8 +330,8 @@ var cases = []testCase{
 		// A replacement reuses its own slot.
 		a = h.mustIssue("a@example.com", "c1", a.ResendAt, lim)
 		// A used code frees its slot.
-		h.mustAttempt("b@example.com", at(cooldown+time.Second), lim)
-		if ok, err := h.s.Consume(h.ctx, "b@example.com", b.Hash); !ok || err != nil {
+		h.mustAttempt("b@example.com", "c1", at(cooldown+time.Second), lim)
+		if ok, err := h.s.Consume(h.ctx, "b@example.com", "c1", b.Hash); !ok || err != nil {
 			h.t.Fatalf("Consume = %v, %v", ok, err)
 		}
 		h.mustIssue("d@example.com", "c4", at(cooldown+2*time.Second), lim)
@@ -340,7 +341,7 @@ var cases = []testCase{
 		// earliest), although it still answers ErrExpired.
 		cExp := at(2 * time.Second).Add(ttl)
 		h.mustIssue("e@example.com", "c5", cExp, lim)
-		h.wantAttemptErr("c@example.com", cExp, lim, otp.ErrExpired)
+		h.wantAttemptErr("c@example.com", "c1", cExp, lim, otp.ErrExpired)
 	}},
 	{"Discard", func(h *h) {
 		lim := limits()
@@ -349,11 +350,11 @@ var cases = []testCase{
 		if err := h.s.Discard(h.ctx, "a@example.com", newHash()); err != nil {
 			h.t.Fatal(err)
 		}
-		h.mustAttempt("a@example.com", at(time.Second), lim) // a stale hash removed nothing
+		h.mustAttempt("a@example.com", "c1", at(time.Second), lim) // a stale hash removed nothing
 		if err := h.s.Discard(h.ctx, "a@example.com", p.Hash); err != nil {
 			h.t.Fatal(err)
 		}
-		h.wantAttemptErr("a@example.com", at(2*time.Second), lim, otp.ErrNoCode)
+		h.wantAttemptErr("a@example.com", "c1", at(2*time.Second), lim, otp.ErrNoCode)
 		// The cooldown went with the code, the issue count did not.
 		h.mustIssue("a@example.com", "c1", at(3*time.Second), lim)
 		_, _, err := h.issue("a@example.com", "c1", at(3*time.Second+cooldown), lim)
@@ -367,7 +368,7 @@ var cases = []testCase{
 		lim.FailureBudget = 100
 		h.mustIssue("a@example.com", "c1", at(0), lim)
 		ok, errs := parallel(64, func(int) error {
-			_, err := h.s.Attempt(h.ctx, "a@example.com", at(time.Second), lim)
+			_, err := h.s.Attempt(h.ctx, "a@example.com", "c1", at(time.Second), lim)
 			return err
 		})
 		if ok != lim.MaxAttempts || errs[otp.ErrTooManyAttempts] != 64-lim.MaxAttempts {
@@ -380,7 +381,7 @@ var cases = []testCase{
 		lim.FailureBudget = 7
 		h.mustIssue("a@example.com", "c1", at(0), lim)
 		ok, _ := parallel(64, func(int) error {
-			_, err := h.s.Attempt(h.ctx, "a@example.com", at(time.Second), lim)
+			_, err := h.s.Attempt(h.ctx, "a@example.com", "c1", at(time.Second), lim)
 			return err
 		})
 		if ok != lim.FailureBudget {
@@ -390,10 +391,10 @@ var cases = []testCase{
 	{"ParallelConsume", func(h *h) {
 		lim := limits()
 		p := h.mustIssue("a@example.com", "c1", at(0), lim)
-		h.mustAttempt("a@example.com", at(time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", at(time.Second), lim)
 		var wins sync.Map
 		_, errs := parallel(32, func(i int) error {
-			won, err := h.s.Consume(h.ctx, "a@example.com", p.Hash)
+			won, err := h.s.Consume(h.ctx, "a@example.com", "c1", p.Hash)
 			if won {
 				wins.Store(i, true)
 			}
