@@ -498,8 +498,10 @@ func (brokenStore) Issue(context.Context, string, string, otp.Pending, time.Time
 func (brokenStore) Attempt(context.Context, string, string, time.Time, otp.Limits) (otp.Pending, error) {
 	return otp.Pending{}, errBackend
 }
-func (brokenStore) Consume(context.Context, string, string, []byte) (bool, error) { return false, errBackend }
-func (brokenStore) Discard(context.Context, string, []byte) error         { return errBackend }
+func (brokenStore) Consume(context.Context, string, string, []byte) (bool, error) {
+	return false, errBackend
+}
+func (brokenStore) Discard(context.Context, string, []byte) error { return errBackend }
 
 func TestStoreFailureIsUnavailable(t *testing.T) {
 	svc, err := otp.New(otp.Config{}, brokenStore{}, &recorder{})
