@@ -446,6 +446,14 @@ func TestNewValidates(t *testing.T) {
 		{"cooldown over ttl", func(c *otp.Config) { c.TTL = time.Minute; c.Limits.ResendCooldown = 2 * time.Minute }, "ResendCooldown"},
 		{"window", func(c *otp.Config) { c.Limits.IssueWindow = time.Second }, "IssueWindow"},
 		{"pending", func(c *otp.Config) { c.Limits.MaxPending = -5 }, "MaxPending"},
+		// A client's share cannot exceed the total it is a share of.
+		{"client failures", func(c *otp.Config) { c.Limits.FailureBudget, c.Limits.ClientFailures = 5, 6 }, "ClientFailures"},
+		{"client failures /48", func(c *otp.Config) { c.Limits.ClientFailures48 = 101 }, "ClientFailures48"},
+		{"client failures /56", func(c *otp.Config) { c.Limits.ClientFailures56 = -1 }, "ClientFailures56"},
+		{"client share of codes", func(c *otp.Config) { c.Limits.AddressIssues, c.Limits.ClientAddressIssues = 2, 3 }, "ClientAddressIssues"},
+		{"prefix codes", func(c *otp.Config) { c.Limits.ClientIssues48 = 2_000_000 }, "ClientIssues48"},
+		{"rate", func(c *otp.Config) { c.Limits.GlobalIssuesPerSecond = -1 }, "GlobalIssuesPerSecond"},
+		{"hourly rate", func(c *otp.Config) { c.Limits.GlobalIssuesPerHour = 1_000_000_000 }, "GlobalIssuesPerHour"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := otp.Config{}
@@ -467,6 +475,36 @@ func TestNewValidates(t *testing.T) {
 	want := otp.DefaultLimits()
 	if svc.Limits() != want || svc.TTL() != time.Minute || svc.CodeLength() != 6 {
 		t.Fatalf("defaults: %+v, %v, %d", svc.Limits(), svc.TTL(), svc.CodeLength())
+	}
+}
+
+// TestDerivedDefaults: caps that default to a share or a multiple of
+// another field follow that field.
+func TestDerivedDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		set, want otp.Limits
+	}{
+		{"small totals", otp.Limits{FailureBudget: 5, AddressIssues: 2},
+			otp.Limits{ClientFailures: 5, ClientFailures56: 5, ClientFailures48: 5, ClientAddressIssues: 2, ClientIssues56: 50, ClientIssues48: 100}},
+		{"client caps", otp.Limits{ClientFailures: 4, ClientIssues: 40},
+			otp.Limits{ClientFailures: 4, ClientFailures56: 4, ClientFailures48: 4, ClientAddressIssues: 3, ClientIssues56: 100, ClientIssues48: 200}},
+		{"one code", otp.Limits{ClientIssues: 1},
+			otp.Limits{ClientFailures: 10, ClientFailures56: 10, ClientFailures48: 10, ClientAddressIssues: 3, ClientIssues56: 2, ClientIssues48: 5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc, err := otp.New(otp.Config{Limits: tc.set}, otp.NewMemoryStore(), &recorder{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer svc.Close()
+			got := svc.Limits()
+			if got.ClientFailures != tc.want.ClientFailures || got.ClientFailures56 != tc.want.ClientFailures56 ||
+				got.ClientFailures48 != tc.want.ClientFailures48 || got.ClientAddressIssues != tc.want.ClientAddressIssues ||
+				got.ClientIssues56 != tc.want.ClientIssues56 || got.ClientIssues48 != tc.want.ClientIssues48 {
+				t.Fatalf("limits %+v\nwant shares and prefix caps of %+v", got, tc.want)
+			}
+		})
 	}
 }
 
