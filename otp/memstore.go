@@ -234,8 +234,17 @@ func (m *MemoryStore) Issue(_ context.Context, addr, client string, p Pending, n
 	} else {
 		newEntries += st.missingShares(scopes)
 	}
-	if err := m.room(st, newEntries, n, lim); err != nil {
+	swept, err := m.room(st, newEntries, n, lim)
+	if err != nil {
 		return IssueResult{}, err
+	}
+	if swept {
+		// The sweep may have deleted this address's state or a client's
+		// window (idle ones); charging those would be lost.
+		st = m.addrs[addr]
+		for i, sc := range scopes {
+			cws[i] = m.clients[sc.Key]
+		}
 	}
 
 	if st == nil {
@@ -366,15 +375,16 @@ func (st *addrState) sweepShares(m *MemoryStore, n int64, lim Limits) bool {
 	return st.own.c.idle(n, lim) && st.more == nil
 }
 
-// room enforces the global cap on codes and the bound on tracked entries.
-// A replacement reuses the slot of the code it replaces.
-func (m *MemoryStore) room(st *addrState, newEntries int, n int64, lim Limits) error {
+// room enforces the global cap on codes and the bound on tracked entries,
+// and reports whether it swept. A replacement reuses the slot of the code
+// it replaces.
+func (m *MemoryStore) room(st *addrState, newEntries int, n int64, lim Limits) (swept bool, err error) {
 	needSlot := st == nil || !st.counted
 	maxEntries := entriesPerPending * lim.MaxPending
 	tooMany := func() bool { return len(m.addrs)+len(m.clients)+m.shares+newEntries > maxEntries }
 	full := func() bool { return needSlot && m.pending >= lim.MaxPending || tooMany() }
 	if !full() {
-		return nil
+		return false, nil
 	}
 	// The count may include codes that expired since the last sweep; look
 	// again, but rarely enough that a flood of refused calls stays cheap.
@@ -382,14 +392,14 @@ func (m *MemoryStore) room(st *addrState, newEntries int, n int64, lim Limits) e
 		m.lastCapSweep = n
 		m.sweep(n, lim)
 		if !full() {
-			return nil
+			return true, nil
 		}
 	}
 	retry := max(m.lastCapSweep+int64(capSweepEvery), n+int64(time.Millisecond))
 	if needSlot && m.pending >= lim.MaxPending {
 		retry = max(m.nextExpiry, retry)
 	}
-	return limitErr(LimitBusy, unix(retry))
+	return false, limitErr(LimitBusy, unix(retry))
 }
 
 // sweep retires expired codes from the count, drops codes past their
