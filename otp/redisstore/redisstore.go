@@ -10,10 +10,15 @@
 // only collects garbage.
 //
 // Keys live under a prefix (default "otplogin:"). Addresses and clients
-// appear in key names only as HMAC-SHA256 digests under Options.Secret, and
+// (every scope of one: an IPv6 client's /64, /56 and /48, see
+// otp.ClientKeys) appear in key names only as HMAC-SHA256 digests under
+// Options.Secret, and
 // values hold only code HMACs, counters and times: a dump or MONITOR of the
 // database lists no email address, client or code, and without the secret
 // it cannot be matched against a list of known ones either.
+//
+// The global rate's two counters are keys under the prefix too, so every
+// replica sharing the prefix draws on the same rate.
 //
 // Deployment notes. Every script touches the shared index of pending codes,
 // so all keys must live on one Redis primary: Open connects to a single
