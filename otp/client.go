@@ -118,22 +118,33 @@ func (l Limits) ClientScopes(client string) []ClientScope {
 	return append([]ClientScope(nil), l.clientScopes(client, &buf)...)
 }
 
-// clientScopes is ClientScopes into buf, allocation-free for a client that
-// is not IPv6.
-func (l Limits) clientScopes(client string, buf *[maxScopes]ClientScope) []ClientScope {
+// clientScopes is ClientScopes into buf.
+func (l *Limits) clientScopes(client string, buf *[maxScopes]ClientScope) []ClientScope {
 	var keys [maxScopes]scopeKey
 	ks := clientKeys(client, &keys)
 	for i, k := range ks {
-		sc := ClientScope{Key: k.key, AddressIssues: l.ClientAddressIssues}
-		switch k.bits {
-		case siteBits:
-			sc.Issues, sc.Failures = l.ClientIssues56, l.ClientFailures56
-		case blockBits:
-			sc.Issues, sc.Failures = l.ClientIssues48, l.ClientFailures48
-		default:
-			sc.Issues, sc.Failures = l.ClientIssues, l.ClientFailures
-		}
-		buf[i] = sc
+		buf[i] = ClientScope{Key: k.key, Issues: l.capAt(issues, k.bits, false),
+			AddressIssues: l.capAt(issues, k.bits, true), Failures: l.capAt(failures, k.bits, true)}
 	}
 	return buf[:len(ks)]
+}
+
+// capAt is the cap on counter k for one scope of bits (see scopeKey):
+// towards one address (perAddress) or all of them.
+func (l *Limits) capAt(k counter, bits int, perAddress bool) int {
+	switch {
+	case k == issues && perAddress:
+		return l.ClientAddressIssues
+	case k == issues && bits == siteBits:
+		return l.ClientIssues56
+	case k == issues && bits == blockBits:
+		return l.ClientIssues48
+	case k == issues:
+		return l.ClientIssues
+	case bits == siteBits:
+		return l.ClientFailures56
+	case bits == blockBits:
+		return l.ClientFailures48
+	}
+	return l.ClientFailures
 }

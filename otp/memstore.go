@@ -96,7 +96,7 @@ const (
 	issues
 )
 
-func (k counter) span(lim Limits) time.Duration {
+func (k counter) span(lim *Limits) time.Duration {
 	if k == failures {
 		return lim.FailureWindow
 	}
@@ -110,14 +110,14 @@ type counters struct {
 	n     [2]int32
 }
 
-func (c *counters) used(k counter, now int64, lim Limits) int {
+func (c *counters) used(k counter, now int64, lim *Limits) int {
 	if now >= c.start[k]+int64(k.span(lim)) {
 		return 0
 	}
 	return int(c.n[k])
 }
 
-func (c *counters) charge(k counter, now int64, lim Limits) {
+func (c *counters) charge(k counter, now int64, lim *Limits) {
 	if now >= c.start[k]+int64(k.span(lim)) {
 		c.start[k], c.n[k] = now, 0
 	}
@@ -130,10 +130,10 @@ func (c *counters) refund(k counter) {
 	}
 }
 
-func (c *counters) end(k counter, lim Limits) int64 { return c.start[k] + int64(k.span(lim)) }
+func (c *counters) end(k counter, lim *Limits) int64 { return c.start[k] + int64(k.span(lim)) }
 
 // idle: every window has ended, so the counters hold nothing.
-func (c *counters) idle(now int64, lim Limits) bool {
+func (c *counters) idle(now int64, lim *Limits) bool {
 	return c.used(failures, now, lim) == 0 && c.used(issues, now, lim) == 0
 }
 
@@ -180,18 +180,18 @@ func (m *MemoryStore) Issue(_ context.Context, addr, client string, p Pending, n
 	if len(p.Hash) != sha256.Size {
 		return IssueResult{}, fmt.Errorf("otp: memory store: hash is %d bytes, want %d", len(p.Hash), sha256.Size)
 	}
-	var buf [maxScopes]ClientScope
-	scopes := lim.clientScopes(client, &buf)
+	var buf [maxScopes]scopeKey
+	scopes := clientKeys(client, &buf)
 	n := now.UnixNano()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if n >= m.lastSweep+int64(sweepEvery) {
-		m.sweep(n, lim)
+		m.sweep(n, &lim)
 	}
 
 	st := m.addrs[addr]
 	if st != nil {
-		if err := st.failuresSpent(scopes, n, lim); err != nil {
+		if err := st.failuresSpent(scopes, n, &lim); err != nil {
 			return IssueResult{}, err
 		}
 		if st.hasCode() && n < st.resend {
@@ -201,21 +201,21 @@ func (m *MemoryStore) Issue(_ context.Context, addr, client string, p Pending, n
 			}
 			return IssueResult{}, limitErr(LimitResend, unix(st.resend))
 		}
-		if st.total.used(issues, n, lim) >= lim.AddressIssues {
-			return IssueResult{}, limitErr(LimitAddress, unix(st.total.end(issues, lim)))
+		if st.total.used(issues, n, &lim) >= lim.AddressIssues {
+			return IssueResult{}, limitErr(LimitAddress, unix(st.total.end(issues, &lim)))
 		}
-		if end, spent := st.shareSpent(issues, scopes, n, lim); spent {
+		if end, spent := st.shareSpent(issues, scopes, n, &lim); spent {
 			return IssueResult{}, limitErr(LimitAddress, unix(end))
 		}
 	}
 	var cws [maxScopes]*window
 	missing, latest := 0, int64(math.MinInt64)
 	for i, sc := range scopes {
-		cws[i] = m.clients[sc.Key]
+		cws[i] = m.clients[sc.key]
 		switch cw := cws[i]; {
 		case cw == nil:
 			missing++
-		case cw.used(n, lim.IssueWindow) >= sc.Issues:
+		case cw.used(n, lim.IssueWindow) >= lim.capAt(issues, sc.bits, false):
 			latest = max(latest, cw.start+int64(lim.IssueWindow))
 		}
 	}
@@ -234,7 +234,7 @@ func (m *MemoryStore) Issue(_ context.Context, addr, client string, p Pending, n
 	} else {
 		newEntries += st.missingShares(scopes)
 	}
-	swept, err := m.room(st, newEntries, n, lim)
+	swept, err := m.room(st, newEntries, n, &lim)
 	if err != nil {
 		return IssueResult{}, err
 	}
@@ -243,7 +243,7 @@ func (m *MemoryStore) Issue(_ context.Context, addr, client string, p Pending, n
 		// window (idle ones); charging those would be lost.
 		st = m.addrs[addr]
 		for i, sc := range scopes {
-			cws[i] = m.clients[sc.Key]
+			cws[i] = m.clients[sc.key]
 		}
 	}
 
@@ -255,10 +255,10 @@ func (m *MemoryStore) Issue(_ context.Context, addr, client string, p Pending, n
 	for i, sc := range scopes {
 		if cws[i] == nil {
 			cws[i] = new(window)
-			m.clients[sc.Key] = cws[i]
+			m.clients[sc.key] = cws[i]
 		}
 		cws[i].charge(n, lim.IssueWindow)
-		st.shareOf(m, sc.Key, n, lim).c.charge(issues, n, lim)
+		st.shareOf(m, sc.key, n, &lim).c.charge(issues, n, &lim)
 	}
 	m.peakClients = max(m.peakClients, len(m.clients))
 	if !st.counted {
@@ -269,7 +269,7 @@ func (m *MemoryStore) Issue(_ context.Context, addr, client string, p Pending, n
 	st.issued, st.expires, st.resend = p.IssuedAt.UnixNano(), p.ExpiresAt.UnixNano(), p.ResendAt.UnixNano()
 	st.attempts = 0
 	m.nextExpiry = min(m.nextExpiry, st.expires)
-	st.total.charge(issues, n, lim)
+	st.total.charge(issues, n, &lim)
 	m.second.charge(n, time.Second)
 	m.hour.charge(n, time.Hour)
 	return IssueResult{}, nil
@@ -277,7 +277,7 @@ func (m *MemoryStore) Issue(_ context.Context, addr, client string, p Pending, n
 
 // failuresSpent refuses when the address's failure budget, or the client's
 // share of it, is spent.
-func (st *addrState) failuresSpent(scopes []ClientScope, n int64, lim Limits) error {
+func (st *addrState) failuresSpent(scopes []scopeKey, n int64, lim *Limits) error {
 	if st.total.used(failures, n, lim) >= lim.FailureBudget {
 		return limitErr(LimitFailures, unix(st.total.end(failures, lim)))
 	}
@@ -289,13 +289,9 @@ func (st *addrState) failuresSpent(scopes []ClientScope, n int64, lim Limits) er
 
 // shareSpent reports whether any of the client's scopes has used its cap of
 // k at this address, and the latest end among those that have.
-func (st *addrState) shareSpent(k counter, scopes []ClientScope, n int64, lim Limits) (end int64, spent bool) {
+func (st *addrState) shareSpent(k counter, scopes []scopeKey, n int64, lim *Limits) (end int64, spent bool) {
 	for _, sc := range scopes {
-		limit := sc.Failures
-		if k == issues {
-			limit = sc.AddressIssues
-		}
-		if sh := st.share(sc.Key); sh != nil && sh.c.used(k, n, lim) >= limit {
+		if sh := st.share(sc.key); sh != nil && sh.c.used(k, n, lim) >= lim.capAt(k, sc.bits, true) {
 			end, spent = max(end, sh.c.end(k, lim)), true
 		}
 	}
@@ -318,10 +314,10 @@ func (st *addrState) share(key string) *share {
 }
 
 // missingShares counts the scopes that would need a new share.
-func (st *addrState) missingShares(scopes []ClientScope) int {
+func (st *addrState) missingShares(scopes []scopeKey) int {
 	c := 0
 	for _, sc := range scopes {
-		if st.share(sc.Key) == nil {
+		if st.share(sc.key) == nil {
 			c++
 		}
 	}
@@ -330,7 +326,7 @@ func (st *addrState) missingShares(scopes []ClientScope) int {
 
 // shareOf returns key's share, making one (in a share that holds nothing,
 // or a new one) if there is none.
-func (st *addrState) shareOf(m *MemoryStore, key string, n int64, lim Limits) *share {
+func (st *addrState) shareOf(m *MemoryStore, key string, n int64, lim *Limits) *share {
 	if sh := st.share(key); sh != nil {
 		return sh
 	}
@@ -354,7 +350,7 @@ func (st *addrState) shareOf(m *MemoryStore, key string, n int64, lim Limits) *s
 
 // sweepShares forgets shares whose windows have all ended and reports
 // whether the address holds none any more.
-func (st *addrState) sweepShares(m *MemoryStore, n int64, lim Limits) bool {
+func (st *addrState) sweepShares(m *MemoryStore, n int64, lim *Limits) bool {
 	if st.own.c.idle(n, lim) {
 		st.own = share{}
 	}
@@ -378,7 +374,7 @@ func (st *addrState) sweepShares(m *MemoryStore, n int64, lim Limits) bool {
 // room enforces the global cap on codes and the bound on tracked entries,
 // and reports whether it swept. A replacement reuses the slot of the code
 // it replaces.
-func (m *MemoryStore) room(st *addrState, newEntries int, n int64, lim Limits) (swept bool, err error) {
+func (m *MemoryStore) room(st *addrState, newEntries int, n int64, lim *Limits) (swept bool, err error) {
 	needSlot := st == nil || !st.counted
 	maxEntries := entriesPerPending * lim.MaxPending
 	tooMany := func() bool { return len(m.addrs)+len(m.clients)+m.shares+newEntries > maxEntries }
@@ -404,7 +400,7 @@ func (m *MemoryStore) room(st *addrState, newEntries int, n int64, lim Limits) (
 
 // sweep retires expired codes from the count, drops codes past their
 // retention, and deletes state whose windows have all ended.
-func (m *MemoryStore) sweep(n int64, lim Limits) {
+func (m *MemoryStore) sweep(n int64, lim *Limits) {
 	m.lastSweep = n
 	next := int64(math.MaxInt64)
 	for k, st := range m.addrs {
@@ -466,8 +462,8 @@ func (st *addrState) dropCode(m *MemoryStore) {
 
 // Attempt implements Store.
 func (m *MemoryStore) Attempt(_ context.Context, addr, client string, now time.Time, lim Limits) (Pending, error) {
-	var buf [maxScopes]ClientScope
-	scopes := lim.clientScopes(client, &buf)
+	var buf [maxScopes]scopeKey
+	scopes := clientKeys(client, &buf)
 	n := now.UnixNano()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -480,13 +476,13 @@ func (m *MemoryStore) Attempt(_ context.Context, addr, client string, now time.T
 	case int(st.attempts) >= lim.MaxAttempts:
 		return Pending{}, ErrTooManyAttempts
 	}
-	if err := st.failuresSpent(scopes, n, lim); err != nil {
+	if err := st.failuresSpent(scopes, n, &lim); err != nil {
 		return Pending{}, err
 	}
 	st.attempts++
-	st.total.charge(failures, n, lim)
+	st.total.charge(failures, n, &lim)
 	for _, sc := range scopes {
-		st.shareOf(m, sc.Key, n, lim).c.charge(failures, n, lim)
+		st.shareOf(m, sc.key, n, &lim).c.charge(failures, n, &lim)
 	}
 	return st.pending(), nil
 }
