@@ -90,11 +90,12 @@ type Limits struct {
 // per-client caps that default to a multiple of another field are filled by
 // New; here they hold the values that go with these defaults.
 //
-// The global rate: 50 a second lets a real crowd in at once (a room of 200
-// people within ten seconds is 20 a second) while staying under what a
-// mail relay accepts without throttling, and 10,000 an hour bounds what a
-// botnet can make the server send in an hour to what one server's users
-// plausibly need; operators with more users raise both.
+// The global rate: 50 a second lets a crowd in at once (a room of 200
+// people within ten seconds is 20 a second); 10,000 an hour bounds what a
+// botnet can make the server mail in an hour, whatever the number of
+// clients, and is more than one login server's users plausibly need.
+// Operators with more users, or a mail relay with a lower quota, set their
+// own.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxAttempts:           5,
