@@ -476,13 +476,36 @@ func (m *MemoryStore) Attempt(_ context.Context, addr, client string, now time.T
 	case int(st.attempts) >= lim.MaxAttempts:
 		return Pending{}, ErrTooManyAttempts
 	}
-	if err := st.failuresSpent(scopes, n, &lim); err != nil {
-		return Pending{}, err
+	if st.total.used(failures, n, &lim) >= lim.FailureBudget {
+		return Pending{}, limitErr(LimitFailures, unix(st.total.end(failures, &lim)))
+	}
+	// One lookup per scope for both the check and the charge: this is
+	// every Verify's path.
+	var shares [maxScopes]*share
+	end, spent := int64(0), false
+	for i, sc := range scopes {
+		sh := st.share(sc.key)
+		if sh != nil && sh.c.used(failures, n, &lim) >= lim.capAt(failures, sc.bits, true) {
+			end, spent = max(end, sh.c.end(failures, &lim)), true
+		}
+		shares[i] = sh
+	}
+	if spent {
+		return Pending{}, limitErr(LimitFailures, unix(end))
 	}
 	st.attempts++
 	st.total.charge(failures, n, &lim)
-	for _, sc := range scopes {
-		st.shareOf(m, sc.key, n, &lim).c.charge(failures, n, &lim)
+	// Charge the shares found before making new ones: a new share may move
+	// the others.
+	for _, sh := range shares[:len(scopes)] {
+		if sh != nil {
+			sh.c.charge(failures, n, &lim)
+		}
+	}
+	for i, sc := range scopes {
+		if shares[i] == nil {
+			st.shareOf(m, sc.key, n, &lim).c.charge(failures, n, &lim)
+		}
 	}
 	return st.pending(), nil
 }
