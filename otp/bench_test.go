@@ -32,6 +32,7 @@ func benchEnv(b *testing.B) (*otp.Service, *fakeclock.Clock, *recorder) {
 	lim := otp.DefaultLimits()
 	lim.MaxAttempts, lim.FailureBudget = 10, 100
 	lim.ClientIssues, lim.MaxPending = 100_000, 1_000_000
+	lim.GlobalIssuesPerSecond, lim.GlobalIssuesPerHour = 100_000, 100_000_000
 	svc, err := otp.New(otp.Config{Key: make([]byte, 32), Now: clk.Now, Limits: lim}, otp.NewMemoryStore(), snd)
 	if err != nil {
 		b.Fatal(err)
@@ -71,7 +72,7 @@ func BenchmarkVerifyHit(b *testing.B) {
 			codes = issueAll(b, svc, clk, snd, addrs)
 			b.StartTimer()
 		}
-		if err := svc.Verify(b.Context(), addrs[j], codes[j]); err != nil {
+		if err := svc.Verify(b.Context(), addrs[j], "bench", codes[j]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -95,7 +96,7 @@ func BenchmarkVerifyMiss(b *testing.B) {
 			b.StartTimer()
 		}
 		k := j % len(addrs)
-		if err := svc.Verify(b.Context(), addrs[k], guesses[k]); err == nil {
+		if err := svc.Verify(b.Context(), addrs[k], "bench", guesses[k]); err == nil {
 			b.Fatal("a wrong code verified")
 		}
 	}
@@ -151,6 +152,7 @@ func BenchmarkPendingMemory(b *testing.B) {
 	addrs := benchAddrs(n)
 	lim := otp.DefaultLimits()
 	lim.ClientIssues, lim.MaxPending = n, n
+	lim.GlobalIssuesPerSecond, lim.GlobalIssuesPerHour = n, n
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	p := otp.Pending{Hash: make([]byte, 32), IssuedAt: now, ExpiresAt: now.Add(5 * time.Minute), ResendAt: now.Add(time.Minute)}
 	var perCode float64

@@ -4,8 +4,18 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"math"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -114,5 +124,83 @@ func TestHashIsHMACOfKeyedInput(t *testing.T) {
 	}
 	if h.equal(want, "alice@example.com1", []byte("23456")) || h.equal(want, "alice@example.com", []byte("123457")) {
 		t.Fatal("address/code boundary is ambiguous")
+	}
+}
+
+// helperCodes is how many codes TestHelperProcess prints.
+const helperCodes = 8
+
+// TestHelperProcess is not a test: TestCodesDifferAcrossProcesses runs the
+// test binary again with only this, and reads the codes it prints.
+func TestHelperProcess(t *testing.T) {
+	if os.Getenv("OTPLOGIN_PRINT_CODES") != "1" {
+		t.Skip("runs only as TestCodesDifferAcrossProcesses's child")
+	}
+	for range helperCodes {
+		fmt.Println(newCode(maxCodeLength))
+	}
+}
+
+// TestCodesDifferAcrossProcesses: a generator seeded with anything fixed
+// (math/rand with a constant seed) passes every distribution test, but
+// draws the same codes in every process. Two fresh processes must not.
+func TestCodesDifferAcrossProcesses(t *testing.T) {
+	draw := func() []string {
+		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "OTPLOGIN_PRINT_CODES=1")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("helper process: %v\n%s", err, out)
+		}
+		var codes []string
+		for _, line := range strings.Fields(string(out)) {
+			if _, err := ParseCode(line, maxCodeLength); err == nil {
+				codes = append(codes, line)
+			}
+		}
+		if len(codes) != helperCodes {
+			t.Fatalf("helper process printed %d codes, want %d:\n%s", len(codes), helperCodes, out)
+		}
+		return codes
+	}
+	a, b := draw(), draw()
+	if slices.Equal(a, b) {
+		t.Fatalf("two processes drew the same %d codes %q: the generator is seeded with something fixed", helperCodes, a)
+	}
+}
+
+// TestNoMathRand bans math/rand and math/rand/v2 from the non-test files
+// of otp and its subpackages: codes must come from crypto/rand, and a
+// math/rand generator seeded at random passes every other test here. A
+// test rather than a linter rule, so it runs wherever go test does.
+func TestNoMathRand(t *testing.T) {
+	fset := token.NewFileSet()
+	checked := 0
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && d.Name() == "testdata":
+			return filepath.SkipDir
+		case d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go"):
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		checked++
+		for _, imp := range f.Imports {
+			if p, _ := strconv.Unquote(imp.Path.Value); p == "math/rand" || p == "math/rand/v2" {
+				t.Errorf("%s imports %s; otp draws codes from crypto/rand only", fset.Position(imp.Pos()), p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 5 {
+		t.Fatalf("checked %d files; is the test running in otp's directory?", checked)
 	}
 }

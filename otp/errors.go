@@ -71,11 +71,12 @@ type LimitKind int
 
 // The limits.
 const (
-	LimitResend   LimitKind = iota + 1 // resend cooldown for the address
-	LimitAddress                       // per-address issue cap
-	LimitClient                        // per-client issue cap
-	LimitFailures                      // per-address failure budget
-	LimitBusy                          // global cap on pending codes
+	LimitResend     LimitKind = iota + 1 // resend cooldown for the address
+	LimitAddress                         // per-address issue cap, or this client's share of it
+	LimitClient                          // per-client issue cap (at any of its prefixes)
+	LimitFailures                        // per-address failure budget, or this client's share of it
+	LimitBusy                            // global cap on pending codes
+	LimitGlobalRate                      // global rate of codes issued, per second or per hour
 )
 
 func (k LimitKind) String() string {
@@ -90,6 +91,8 @@ func (k LimitKind) String() string {
 		return "too many wrong codes for this address"
 	case LimitBusy:
 		return "busy"
+	case LimitGlobalRate:
+		return "busy: too many codes sent"
 	}
 	return fmt.Sprintf("LimitKind(%d)", int(k))
 }

@@ -4,9 +4,11 @@
 // A Service generates a uniform code from crypto/rand, keeps only its
 // HMAC-SHA256 in a Store, hands the code to a Sender, and later checks a typed
 // code in constant time. It enforces the limits that the classic tutorial
-// lacks: attempts per code, a per-address failure budget, a resend cooldown,
-// issue caps per address and per client, and a global cap on pending codes.
-// The package knows nothing about SMTP or terminals.
+// lacks: attempts per code, a failure budget per address and each client's
+// share of it, a resend cooldown, issue caps per address (and each client's
+// share), per client (IPv6 clients at their /64, /56 and /48), a global rate
+// of codes sent, and a global cap on pending codes (see Limits for what
+// they bound). The package knows nothing about SMTP or terminals.
 //
 // Addresses are normalised with NormalizeAddress (trimmed, domain
 // lower-cased) for display and delivery, and keyed case-blind for storage
@@ -165,10 +167,11 @@ func (c *Config) fill() error {
 	return c.Limits.fill(c.TTL)
 }
 
-// Request issues a code for address on behalf of client (an SSH source
-// address, or "local"; all callers passing the same client share its cap,
-// so a server should pass an IPv6 client as its /64) and sends it, or
-// reports the live code already pending.
+// Request issues a code for address on behalf of client and sends it, or
+// reports the live code already pending. The client is who asks: an SSH
+// source address (IPv4, or an IPv6 /64; either way ClientKeys says what it
+// is counted as), or "local". All callers passing the same client share its
+// caps.
 //
 // Outcomes:
 //   - nil error, Ticket.AlreadySent: a live code sent earlier is still
@@ -178,7 +181,8 @@ func (c *Config) fill() error {
 //   - *AddressError: the address is invalid.
 //   - *LimitError: a limit refused; nothing was sent. LimitResend means the
 //     pending code is dead (attempts used up) and a new one may be requested
-//     at RetryAt.
+//     at RetryAt; LimitGlobalRate and LimitBusy mean the server as a whole
+//     is busy.
 //   - *DeliveryError: delivery failed for certain and the new code was
 //     removed, so a retry may send at once (the issue caps still count
 //     it). AddressRejected means the destination refused the address for
@@ -257,8 +261,12 @@ func flag[M any](err error, says func(M) bool) bool {
 // maskErr is err's text with addr masked, for the operator's log.
 func maskErr(err error, addr string) string { return mask.In(err.Error(), addr) }
 
-// Verify checks code for address. nil means verified, and the code is used
-// up. Otherwise the error is one of:
+// Verify checks code for address on behalf of client, the one whose share
+// of the address's failure budget a miss is charged to: pass the same
+// client as to Request (the SSH source of the session that types the code;
+// "local"). A code requested by one client verifies for another, but each
+// pays for its own misses. nil means verified, and the code is used up.
+// Otherwise the error is one of:
 //   - *AddressError or *CodeError: bad input, nothing charged;
 //   - *WrongCodeError: a miss, AttemptsLeft more allowed for this code (the
 //     address's failure budget may run out sooner, and then the next Verify
@@ -267,12 +275,13 @@ func maskErr(err error, addr string) string { return mask.In(err.Error(), addr) 
 //   - ErrNoCode: nothing pending (never requested, already used, or a
 //     parallel submission of the same code won);
 //   - ErrExpired; ErrTooManyAttempts (the code was already dead);
-//   - *LimitError LimitFailures: the address's failure budget is spent;
+//   - *LimitError LimitFailures: the address's failure budget, or this
+//     client's share of it, is spent;
 //   - wrapped ErrUnavailable.
 //
 // The attempt is charged before the comparison, so parallel guesses never
 // get more verdicts than the limits allow.
-func (s *Service) Verify(ctx context.Context, address, code string) error {
+func (s *Service) Verify(ctx context.Context, address, client, code string) error {
 	_, key, err := normalize(address)
 	if err != nil {
 		return err
@@ -285,14 +294,14 @@ func (s *Service) Verify(ctx context.Context, address, code string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	p, err := s.store.Attempt(ctx, key, s.now(), s.lim)
+	p, err := s.store.Attempt(ctx, key, client, s.now(), s.lim)
 	if err != nil {
 		return storeErr(err)
 	}
 	if !s.hash.equal(p.Hash, key, digits) {
 		return &WrongCodeError{AttemptsLeft: max(s.lim.MaxAttempts-p.Attempts, 0)}
 	}
-	won, err := s.store.Consume(ctx, key, p.Hash)
+	won, err := s.store.Consume(ctx, key, client, p.Hash)
 	if err != nil {
 		return storeErr(err)
 	}

@@ -66,7 +66,7 @@ func TestVerify(t *testing.T) {
 			if addr == "" {
 				addr = "alice@example.com"
 			}
-			err := e.svc.Verify(t.Context(), addr, tc.code(sent))
+			err := e.svc.Verify(t.Context(), addr, "client", tc.code(sent))
 			var wce *otp.WrongCodeError
 			switch {
 			case tc.want == nil:
@@ -74,7 +74,7 @@ func TestVerify(t *testing.T) {
 					t.Fatalf("Verify = %v, want verified", err)
 				}
 				// Single use.
-				if err := e.svc.Verify(t.Context(), addr, sent); !errors.Is(err, otp.ErrNoCode) {
+				if err := e.svc.Verify(t.Context(), addr, "client", sent); !errors.Is(err, otp.ErrNoCode) {
 					t.Fatalf("second Verify = %v, want ErrNoCode", err)
 				}
 			case errors.As(tc.want, &wce):
@@ -87,9 +87,9 @@ func TestVerify(t *testing.T) {
 			if errors.Is(tc.want, otp.ErrInvalidCode) || errors.Is(tc.want, otp.ErrInvalidAddress) {
 				// Nothing was charged: the right code still works after 4 misses.
 				for range 4 {
-					_ = e.svc.Verify(t.Context(), "alice@example.com", wrong(sent))
+					_ = e.svc.Verify(t.Context(), "alice@example.com", "client", wrong(sent))
 				}
-				if err := e.svc.Verify(t.Context(), "alice@example.com", sent); err != nil {
+				if err := e.svc.Verify(t.Context(), "alice@example.com", "client", sent); err != nil {
 					t.Fatalf("Verify after bad input and 4 misses = %v, want verified", err)
 				}
 			}
@@ -99,7 +99,7 @@ func TestVerify(t *testing.T) {
 
 func TestCodeErrorText(t *testing.T) {
 	e := newEnv(t, nil)
-	err := e.svc.Verify(t.Context(), "alice@example.com", "12345")
+	err := e.svc.Verify(t.Context(), "alice@example.com", "client", "12345")
 	if err == nil || err.Error() != "code must be 6 digits" {
 		t.Fatalf("Verify(12345) = %v, want %q", err, "code must be 6 digits")
 	}
@@ -109,7 +109,7 @@ func TestLastAttemptKillsCode(t *testing.T) {
 	e := newEnv(t, nil)
 	tk, sent := e.request(t, "alice@example.com")
 	for left := 4; left >= 0; left-- {
-		err := e.svc.Verify(t.Context(), "alice@example.com", wrong(sent))
+		err := e.svc.Verify(t.Context(), "alice@example.com", "client", wrong(sent))
 		var wce *otp.WrongCodeError
 		if !errors.As(err, &wce) || wce.AttemptsLeft != left {
 			t.Fatalf("miss = %v, want WrongCodeError{%d}", err, left)
@@ -119,7 +119,7 @@ func TestLastAttemptKillsCode(t *testing.T) {
 		}
 	}
 	// Dead: even the right code is refused, and no further attempt counts.
-	if err := e.svc.Verify(t.Context(), "alice@example.com", sent); !errors.Is(err, otp.ErrTooManyAttempts) {
+	if err := e.svc.Verify(t.Context(), "alice@example.com", "client", sent); !errors.Is(err, otp.ErrTooManyAttempts) {
 		t.Fatalf("right code after 5 misses = %v, want ErrTooManyAttempts", err)
 	}
 	// Not a dead end: a new code may be requested when the cooldown ends.
@@ -127,7 +127,7 @@ func TestLastAttemptKillsCode(t *testing.T) {
 	wantLimit(t, err, otp.LimitResend, tk.ResendAt)
 	e.clock.Advance(time.Minute)
 	_, fresh := e.request(t, "alice@example.com")
-	if err := e.svc.Verify(t.Context(), "alice@example.com", fresh); err != nil {
+	if err := e.svc.Verify(t.Context(), "alice@example.com", "client", fresh); err != nil {
 		t.Fatalf("new code = %v", err)
 	}
 }
@@ -138,7 +138,7 @@ func TestFailureBudgetSurvivesResend(t *testing.T) {
 	for code := range 2 {
 		_, sent := e.request(t, "alice@example.com")
 		for range 5 {
-			_ = e.svc.Verify(t.Context(), "alice@example.com", wrong(sent))
+			_ = e.svc.Verify(t.Context(), "alice@example.com", "client", wrong(sent))
 		}
 		if code == 0 {
 			e.clock.Advance(time.Minute)
@@ -150,7 +150,7 @@ func TestFailureBudgetSurvivesResend(t *testing.T) {
 
 	e.clock.Advance(time.Hour)
 	_, sent := e.request(t, "alice@example.com")
-	if err := e.svc.Verify(t.Context(), "alice@example.com", sent); err != nil {
+	if err := e.svc.Verify(t.Context(), "alice@example.com", "client", sent); err != nil {
 		t.Fatalf("after the window: %v", err)
 	}
 }
@@ -160,23 +160,25 @@ func TestFailureBudgetStopsVerify(t *testing.T) {
 	start := e.clock.Now()
 	_, sent := e.request(t, "alice@example.com")
 	for range 5 {
-		_ = e.svc.Verify(t.Context(), "alice@example.com", wrong(sent))
+		_ = e.svc.Verify(t.Context(), "alice@example.com", "client", wrong(sent))
 	}
 	e.clock.Advance(time.Minute)
 	_, sent = e.request(t, "alice@example.com")
 	for range 2 {
-		_ = e.svc.Verify(t.Context(), "alice@example.com", wrong(sent))
+		_ = e.svc.Verify(t.Context(), "alice@example.com", "client", wrong(sent))
 	}
 	// Budget spent: even the right code gets no verdict until the window ends.
-	err := e.svc.Verify(t.Context(), "alice@example.com", sent)
+	err := e.svc.Verify(t.Context(), "alice@example.com", "client", sent)
 	wantLimit(t, err, otp.LimitFailures, start.Add(time.Hour))
 }
 
 func TestVerifiedCodeRefundsFailure(t *testing.T) {
-	e := newEnv(t, func(c *otp.Config) { c.Limits.FailureBudget = 2; c.Limits.AddressIssues = 20 })
+	e := newEnv(t, func(c *otp.Config) {
+		c.Limits.FailureBudget, c.Limits.AddressIssues, c.Limits.ClientAddressIssues = 2, 20, 20
+	})
 	for i := range 6 {
 		_, sent := e.request(t, "alice@example.com")
-		if err := e.svc.Verify(t.Context(), "alice@example.com", sent); err != nil {
+		if err := e.svc.Verify(t.Context(), "alice@example.com", "client", sent); err != nil {
 			t.Fatalf("login %d: %v", i, err)
 		}
 		e.clock.Advance(time.Second)
@@ -198,7 +200,7 @@ func TestRequestAgainInCooldown(t *testing.T) {
 	if n := e.send.count(); n != 1 {
 		t.Fatalf("%d messages sent, want 1", n)
 	}
-	if err := e.svc.Verify(t.Context(), "alice@example.com", sent); err != nil {
+	if err := e.svc.Verify(t.Context(), "alice@example.com", "client", sent); err != nil {
 		t.Fatalf("first code after AlreadySent: %v", err)
 	}
 }
@@ -212,24 +214,36 @@ func TestResendReplacesCode(t *testing.T) {
 		t.Skip("the two random codes collided (p = 1e-6)")
 	}
 	var wce *otp.WrongCodeError
-	if err := e.svc.Verify(t.Context(), "alice@example.com", old); !errors.As(err, &wce) {
+	if err := e.svc.Verify(t.Context(), "alice@example.com", "client", old); !errors.As(err, &wce) {
 		t.Fatalf("replaced code = %v, want WrongCodeError", err)
 	}
-	if err := e.svc.Verify(t.Context(), "alice@example.com", fresh); err != nil {
+	if err := e.svc.Verify(t.Context(), "alice@example.com", "client", fresh); err != nil {
 		t.Fatalf("new code = %v", err)
 	}
 }
 
 func TestRequestLimits(t *testing.T) {
 	t.Run("address", func(t *testing.T) {
+		// One client gets its share (3), all clients together the total (10).
 		e := newEnv(t, nil)
 		start := e.clock.Now()
-		for range 5 {
+		for range 3 {
 			e.request(t, "alice@example.com")
 			e.clock.Advance(time.Minute)
 		}
 		_, err := e.svc.Request(t.Context(), "alice@example.com", "client")
 		wantLimit(t, err, otp.LimitAddress, start.Add(time.Hour))
+		for i := range 7 {
+			if _, err := e.svc.Request(t.Context(), "alice@example.com", fmt.Sprint("other", i/3)); err != nil {
+				t.Fatalf("code %d for alice from another client: %v", 4+i, err)
+			}
+			e.clock.Advance(time.Minute)
+		}
+		_, err = e.svc.Request(t.Context(), "alice@example.com", "fresh")
+		wantLimit(t, err, otp.LimitAddress, start.Add(time.Hour))
+		if n := e.send.count(); n != 10 {
+			t.Fatalf("%d codes sent, want 10", n)
+		}
 	})
 	t.Run("client", func(t *testing.T) {
 		e := newEnv(t, nil)
@@ -280,7 +294,7 @@ func TestDelivery(t *testing.T) {
 				if err != nil || !tk.MaybeSent || tk.AlreadySent || tk.ExpiresAt.IsZero() {
 					t.Fatalf("Request = %+v, %v; want MaybeSent ticket, nil", tk, err)
 				}
-				if err := e.svc.Verify(t.Context(), "alice@example.com", code); err != nil {
+				if err := e.svc.Verify(t.Context(), "alice@example.com", "client", code); err != nil {
 					t.Fatalf("kept code: %v", err)
 				}
 			} else {
@@ -289,7 +303,7 @@ func TestDelivery(t *testing.T) {
 					de.AddressRejected != tc.rejected || tk != (otp.Ticket{}) {
 					t.Fatalf("Request = %+v, %v; want *DeliveryError{AddressRejected: %v}", tk, err, tc.rejected)
 				}
-				if err := e.svc.Verify(t.Context(), "alice@example.com", code); !errors.Is(err, otp.ErrNoCode) {
+				if err := e.svc.Verify(t.Context(), "alice@example.com", "client", code); !errors.Is(err, otp.ErrNoCode) {
 					t.Fatalf("discarded code: %v, want ErrNoCode", err)
 				}
 				// Nothing to wait for: a retry sends at once.
@@ -339,7 +353,7 @@ func TestCloseCancelsDelivery(t *testing.T) {
 	if _, err := svc.Request(t.Context(), "alice@example.com", "client"); !errors.Is(err, otp.ErrUnavailable) {
 		t.Fatalf("Request after Close = %v, want ErrUnavailable", err)
 	}
-	if err := svc.Verify(t.Context(), "alice@example.com", "123456"); !errors.Is(err, otp.ErrUnavailable) {
+	if err := svc.Verify(t.Context(), "alice@example.com", "client", "123456"); !errors.Is(err, otp.ErrUnavailable) {
 		t.Fatalf("Verify after Close = %v, want ErrUnavailable", err)
 	}
 }
@@ -357,7 +371,7 @@ func TestParallelGuesses(t *testing.T) {
 	for range 64 {
 		wg.Go(func() {
 			<-start
-			err := e.svc.Verify(context.Background(), "alice@example.com", wrong(sent))
+			err := e.svc.Verify(context.Background(), "alice@example.com", "client", wrong(sent))
 			mu.Lock()
 			defer mu.Unlock()
 			var wce *otp.WrongCodeError
@@ -394,7 +408,7 @@ func TestParallelRightCode(t *testing.T) {
 	for range 32 {
 		wg.Go(func() {
 			<-start
-			err := e.svc.Verify(context.Background(), "alice@example.com", sent)
+			err := e.svc.Verify(context.Background(), "alice@example.com", "client", sent)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -432,6 +446,14 @@ func TestNewValidates(t *testing.T) {
 		{"cooldown over ttl", func(c *otp.Config) { c.TTL = time.Minute; c.Limits.ResendCooldown = 2 * time.Minute }, "ResendCooldown"},
 		{"window", func(c *otp.Config) { c.Limits.IssueWindow = time.Second }, "IssueWindow"},
 		{"pending", func(c *otp.Config) { c.Limits.MaxPending = -5 }, "MaxPending"},
+		// A client's share cannot exceed the total it is a share of.
+		{"client failures", func(c *otp.Config) { c.Limits.FailureBudget, c.Limits.ClientFailures = 5, 6 }, "ClientFailures"},
+		{"client failures /48", func(c *otp.Config) { c.Limits.ClientFailures48 = 101 }, "ClientFailures48"},
+		{"client failures /56", func(c *otp.Config) { c.Limits.ClientFailures56 = -1 }, "ClientFailures56"},
+		{"client share of codes", func(c *otp.Config) { c.Limits.AddressIssues, c.Limits.ClientAddressIssues = 2, 3 }, "ClientAddressIssues"},
+		{"prefix codes", func(c *otp.Config) { c.Limits.ClientIssues48 = 2_000_000 }, "ClientIssues48"},
+		{"rate", func(c *otp.Config) { c.Limits.GlobalIssuesPerSecond = -1 }, "GlobalIssuesPerSecond"},
+		{"hourly rate", func(c *otp.Config) { c.Limits.GlobalIssuesPerHour = 1_000_000_000 }, "GlobalIssuesPerHour"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := otp.Config{}
@@ -456,6 +478,36 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
+// TestDerivedDefaults: caps that default to a share or a multiple of
+// another field follow that field.
+func TestDerivedDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		set, want otp.Limits
+	}{
+		{"small totals", otp.Limits{FailureBudget: 5, AddressIssues: 2},
+			otp.Limits{ClientFailures: 5, ClientFailures56: 5, ClientFailures48: 5, ClientAddressIssues: 2, ClientIssues56: 50, ClientIssues48: 100}},
+		{"client caps", otp.Limits{ClientFailures: 4, ClientIssues: 40},
+			otp.Limits{ClientFailures: 4, ClientFailures56: 4, ClientFailures48: 4, ClientAddressIssues: 3, ClientIssues56: 100, ClientIssues48: 200}},
+		{"one code", otp.Limits{ClientIssues: 1},
+			otp.Limits{ClientFailures: 10, ClientFailures56: 10, ClientFailures48: 10, ClientAddressIssues: 3, ClientIssues56: 2, ClientIssues48: 5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc, err := otp.New(otp.Config{Limits: tc.set}, otp.NewMemoryStore(), &recorder{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer svc.Close()
+			got := svc.Limits()
+			if got.ClientFailures != tc.want.ClientFailures || got.ClientFailures56 != tc.want.ClientFailures56 ||
+				got.ClientFailures48 != tc.want.ClientFailures48 || got.ClientAddressIssues != tc.want.ClientAddressIssues ||
+				got.ClientIssues56 != tc.want.ClientIssues56 || got.ClientIssues48 != tc.want.ClientIssues48 {
+				t.Fatalf("limits %+v\nwant shares and prefix caps of %+v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestKeyMatters(t *testing.T) {
 	// Two services with different keys over one store: a code issued by one
 	// does not verify in the other, so the store alone reveals nothing.
@@ -466,7 +518,7 @@ func TestKeyMatters(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wce *otp.WrongCodeError
-	if err := b.Verify(t.Context(), "alice@example.com", snd.last(t).Code); !errors.As(err, &wce) {
+	if err := b.Verify(t.Context(), "alice@example.com", "client", snd.last(t).Code); !errors.As(err, &wce) {
 		t.Fatalf("other key: %v, want WrongCodeError", err)
 	}
 }
@@ -481,11 +533,13 @@ var errBackend = errors.New("read tcp 10.0.0.1:6379: connection reset by peer")
 func (brokenStore) Issue(context.Context, string, string, otp.Pending, time.Time, otp.Limits) (otp.IssueResult, error) {
 	return otp.IssueResult{}, errBackend
 }
-func (brokenStore) Attempt(context.Context, string, time.Time, otp.Limits) (otp.Pending, error) {
+func (brokenStore) Attempt(context.Context, string, string, time.Time, otp.Limits) (otp.Pending, error) {
 	return otp.Pending{}, errBackend
 }
-func (brokenStore) Consume(context.Context, string, []byte) (bool, error) { return false, errBackend }
-func (brokenStore) Discard(context.Context, string, []byte) error         { return errBackend }
+func (brokenStore) Consume(context.Context, string, string, []byte) (bool, error) {
+	return false, errBackend
+}
+func (brokenStore) Discard(context.Context, string, []byte) error { return errBackend }
 
 func TestStoreFailureIsUnavailable(t *testing.T) {
 	svc, err := otp.New(otp.Config{}, brokenStore{}, &recorder{})
@@ -496,7 +550,7 @@ func TestStoreFailureIsUnavailable(t *testing.T) {
 	if _, err := svc.Request(t.Context(), "alice@example.com", "c"); !errors.Is(err, otp.ErrUnavailable) || !errors.Is(err, errBackend) {
 		t.Fatalf("Request = %v, want ErrUnavailable wrapping the cause", err)
 	}
-	if err := svc.Verify(t.Context(), "alice@example.com", "123456"); !errors.Is(err, otp.ErrUnavailable) {
+	if err := svc.Verify(t.Context(), "alice@example.com", "client", "123456"); !errors.Is(err, otp.ErrUnavailable) {
 		t.Fatalf("Verify = %v, want ErrUnavailable", err)
 	}
 }

@@ -37,10 +37,14 @@ type IssueResult struct {
 // constant time. The conformance suite in otp/storetest pins these rules.
 //
 // Keys: addr is the lower-cased normalised address and client the client
-// identity, as the Service has them. A store that keeps them outside the
-// process should name them by a keyed hash, so that a copy of it names
-// nobody (the Redis store does); the memory store needs no hashing, which
-// keeps Verify at one HMAC.
+// identity, as the Service has them. A client is counted under each of its
+// scopes, lim.ClientScopes(client) (an IPv6 client at its /64, /56 and /48),
+// every scope with its own counters and caps; "the client's counter" below
+// means one counter per scope, and a rule on it refuses when any scope's
+// counter is at its cap, with RetryAt the latest end among those that are. A
+// store that keeps addresses and clients outside the process should name
+// them by a keyed hash, so that a copy of it names nobody (the Redis store
+// does); the memory store needs no hashing, which keeps Verify at one HMAC.
 //
 // Time: every rule is decided with the now passed in, never a store's own
 // clock, and times are kept to at least millisecond precision. A store may
@@ -49,9 +53,9 @@ type IssueResult struct {
 // dropped while a rule can still read it.
 //
 // Counters are fixed windows: a window opens at the first event counted
-// after the previous window ended, and lasts the limit's window; a capped
-// call reports RetryAt = window start + window. A refused call (any error,
-// or Existing) charges nothing.
+// after the previous window ended, and lasts the limit's window (the global
+// rate's: a second and an hour); a capped call reports RetryAt = window
+// start + window. A refused call (any error, or Existing) charges nothing.
 //
 // Stores return the package's typed errors (ErrNoCode, ErrExpired,
 // ErrTooManyAttempts, *LimitError) for rule outcomes and wrap anything else
@@ -59,36 +63,46 @@ type IssueResult struct {
 type Store interface {
 	// Issue applies the issue-time rules for addr and client at now, in
 	// order, stopping at the first that refuses:
-	//  1. the address failure budget is spent: *LimitError LimitFailures;
+	//  1. the address's failure budget (FailureBudget) is spent, then the
+	//     client's share of it (ClientScope.Failures): *LimitError
+	//     LimitFailures;
 	//  2. a live code (now < ExpiresAt, Attempts < MaxAttempts) is inside
 	//     its cooldown (now < ResendAt): it is returned as Existing and
 	//     nothing changes;
 	//  3. a dead code is inside its cooldown: *LimitError LimitResend with
 	//     RetryAt = its ResendAt;
-	//  4. the per-address, then the per-client issue cap: LimitAddress,
-	//     LimitClient;
-	//  5. the global cap: MaxPending unexpired codes (now < ExpiresAt) are
+	//  4. the address's issue cap (AddressIssues), then the client's share
+	//     of it (ClientScope.AddressIssues): LimitAddress; the client's
+	//     issue cap over all addresses (ClientScope.Issues): LimitClient;
+	//  5. the global rate: GlobalIssuesPerSecond codes issued in the open
+	//     one-second window, then GlobalIssuesPerHour in the open one-hour
+	//     window: LimitGlobalRate;
+	//  6. the global cap: MaxPending unexpired codes (now < ExpiresAt) are
 	//     held, not counting one addr already holds (a replacement needs no
 	//     new slot): LimitBusy, RetryAt no later than when the earliest of
 	//     them expires. A live code is never evicted.
 	// If all allow, p replaces any previous code for addr (with Attempts 0)
-	// and both issue counters are charged.
+	// and every issue counter of steps 4 and 5 is charged.
 	Issue(ctx context.Context, addr, client string, p Pending, now time.Time, lim Limits) (IssueResult, error)
 
 	// Attempt checks, in order: no code for addr (ErrNoCode); the code has
 	// expired, now >= ExpiresAt (ErrExpired); it has used all MaxAttempts
-	// (ErrTooManyAttempts); the address failure budget is spent (*LimitError
-	// LimitFailures). Those charge nothing. Otherwise it charges one attempt
-	// against the code and one failure against the budget, and returns the
-	// code as stored (Attempts includes this attempt) for the caller to
-	// compare. A refused Attempt for an unknown addr creates no state.
-	Attempt(ctx context.Context, addr string, now time.Time, lim Limits) (Pending, error)
+	// (ErrTooManyAttempts); the address's failure budget is spent, then the
+	// client's share of it (*LimitError LimitFailures). Those charge
+	// nothing. Otherwise it charges one attempt against the code and one
+	// failure against the address's budget and the client's share, and
+	// returns the code as stored (Attempts includes this attempt) for the
+	// caller to compare. A refused Attempt for an unknown addr creates no
+	// state.
+	Attempt(ctx context.Context, addr, client string, now time.Time, lim Limits) (Pending, error)
 
 	// Consume removes addr's pending code if its hash is still hash and then
-	// refunds one failure from the budget (never below zero). It reports
-	// whether this call removed it: of many callers with the right hash
-	// exactly one wins. The attempt counters of a removed code go with it.
-	Consume(ctx context.Context, addr string, hash []byte) (bool, error)
+	// refunds the failure the caller's Attempt charged (pass the same
+	// client) from the address's budget and the client's share (never
+	// below zero). It reports whether this call removed it: of many callers
+	// with the right hash exactly one wins. The attempt counters of a
+	// removed code go with it.
+	Consume(ctx context.Context, addr, client string, hash []byte) (bool, error)
 
 	// Discard removes addr's pending code if its hash is still hash; used
 	// when delivery failed for certain. Issue counters are not refunded; the

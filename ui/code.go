@@ -66,7 +66,7 @@ func (m *Model) submitCode() tea.Cmd {
 	ctx := m.newRequest()
 	m.verifying = true
 	m.banner = banner{}
-	return verifyCmd(ctx, m.cancel, m.svc, m.reqID, m.address, code)
+	return verifyCmd(ctx, m.cancel, m.svc, m.reqID, m.address, m.client, code)
 }
 
 func (m *Model) onVerifyResult(msg verifyResultMsg) tea.Cmd {

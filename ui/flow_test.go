@@ -426,7 +426,7 @@ func TestNoCodePending(t *testing.T) {
 	d.toCode()
 	code := e.sender.code(t, alice)
 	// The code is used elsewhere (another session of the same person).
-	if err := e.svc.Verify(context.Background(), alice, code); err != nil {
+	if err := e.svc.Verify(context.Background(), alice, "local", code); err != nil {
 		t.Fatal(err)
 	}
 	d.typ(code)

@@ -109,11 +109,11 @@ func (s *flakyStore) Issue(ctx context.Context, addr, client string, p otp.Pendi
 	return s.Store.Issue(ctx, addr, client, p, now, lim)
 }
 
-func (s *flakyStore) Attempt(ctx context.Context, addr string, now time.Time, lim otp.Limits) (otp.Pending, error) {
+func (s *flakyStore) Attempt(ctx context.Context, addr, client string, now time.Time, lim otp.Limits) (otp.Pending, error) {
 	if err := s.err(); err != nil {
 		return otp.Pending{}, err
 	}
-	return s.Store.Attempt(ctx, addr, now, lim)
+	return s.Store.Attempt(ctx, addr, client, now, lim)
 }
 
 // env is a real otp.Service over the memory store, a fake clock and a

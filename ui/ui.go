@@ -34,7 +34,7 @@ import (
 // Service is what the UI needs from otp; *otp.Service satisfies it.
 type Service interface {
 	Request(ctx context.Context, address, client string) (otp.Ticket, error)
-	Verify(ctx context.Context, address, code string) error
+	Verify(ctx context.Context, address, client, code string) error
 	CodeLength() int
 }
 
@@ -302,13 +302,13 @@ func requestCmd(ctx context.Context, cancel context.CancelFunc, svc Service, id 
 	}
 }
 
-func verifyCmd(ctx context.Context, cancel context.CancelFunc, svc Service, id uint64, addr, code string) tea.Cmd {
+func verifyCmd(ctx context.Context, cancel context.CancelFunc, svc Service, id uint64, addr, client, code string) tea.Cmd {
 	return func() tea.Msg {
 		defer cancel()
 		if svc == nil {
 			return verifyResultMsg{id: id, err: errNoService}
 		}
-		return verifyResultMsg{id: id, err: svc.Verify(ctx, addr, code)}
+		return verifyResultMsg{id: id, err: svc.Verify(ctx, addr, client, code)}
 	}
 }
 
@@ -574,7 +574,7 @@ func (m *Model) limitText(le *otp.LimitError) string {
 		what = "Too many codes from this connection."
 	case otp.LimitFailures:
 		what = "Too many wrong codes for this address."
-	default:
+	default: // otp.LimitBusy, otp.LimitGlobalRate
 		what = "The service is busy."
 	}
 	if !le.RetryAt.After(m.clock) {

@@ -52,7 +52,7 @@ func TestRedisRestart(t *testing.T) {
 
 	srv.Stop()
 	ctx := testCtx(t)
-	err := r.a.Verify(ctx, addr, r.mail.code(t, addr))
+	err := r.a.Verify(ctx, addr, "c", r.mail.code(t, addr))
 	wantUnavailable(t, ctx, err, "connection refused")
 	_, err = r.b.Request(ctx, addr, "c")
 	wantUnavailable(t, ctx, err, "connection refused")
@@ -60,13 +60,13 @@ func TestRedisRestart(t *testing.T) {
 	// The restarted server has lost every code (no persistence): a user
 	// asks again and it works, with no reconnect step in between.
 	srv.Restart()
-	if err := r.a.Verify(testCtx(t), addr, r.mail.code(t, addr)); !errors.Is(err, otp.ErrNoCode) {
+	if err := r.a.Verify(testCtx(t), addr, "c", r.mail.code(t, addr)); !errors.Is(err, otp.ErrNoCode) {
 		t.Fatalf("Verify after restart: %v, want ErrNoCode", err)
 	}
 	if _, err := r.b.Request(testCtx(t), addr, "c"); err != nil {
 		t.Fatalf("Request after restart: %v", err)
 	}
-	if err := r.a.Verify(testCtx(t), addr, r.mail.code(t, addr)); err != nil {
+	if err := r.a.Verify(testCtx(t), addr, "c", r.mail.code(t, addr)); err != nil {
 		t.Fatalf("Verify after restart: %v", err)
 	}
 }
@@ -102,11 +102,11 @@ func TestRedisStalled(t *testing.T) {
 
 	resume := pause(t, srv, stall)
 	ctx := testCtx(t)
-	err := r.a.Verify(ctx, addr, r.mail.code(t, addr))
+	err := r.a.Verify(ctx, addr, "c", r.mail.code(t, addr))
 	wantUnavailable(t, ctx, err, "no reply within "+faultTimeout.String())
 	resume()
 
-	if err := r.b.Verify(testCtx(t), addr, r.mail.code(t, addr)); err != nil {
+	if err := r.b.Verify(testCtx(t), addr, "c", r.mail.code(t, addr)); err != nil {
 		t.Fatalf("Verify after the stall: %v", err)
 	}
 }
@@ -127,7 +127,7 @@ func TestNoPileUp(t *testing.T) {
 	ctx := testCtx(t)
 	for range calls {
 		wg.Go(func() {
-			_, err := s.Attempt(ctx, "carol@example.com", base, testLimits)
+			_, err := s.Attempt(ctx, "carol@example.com", "c", base, testLimits)
 			errs <- err
 		})
 	}
@@ -146,7 +146,7 @@ func TestNoPileUp(t *testing.T) {
 	}
 	resume()
 
-	if _, err := s.Attempt(testCtx(t), "carol@example.com", base, testLimits); err != nil {
+	if _, err := s.Attempt(testCtx(t), "carol@example.com", "c", base, testLimits); err != nil {
 		t.Fatalf("Attempt after the stall: %v", err)
 	}
 }

@@ -10,10 +10,15 @@
 // only collects garbage.
 //
 // Keys live under a prefix (default "otplogin:"). Addresses and clients
-// appear in key names only as HMAC-SHA256 digests under Options.Secret, and
+// (every scope of one: an IPv6 client's /64, /56 and /48, see
+// otp.ClientKeys) appear in key names only as HMAC-SHA256 digests under
+// Options.Secret, and
 // values hold only code HMACs, counters and times: a dump or MONITOR of the
 // database lists no email address, client or code, and without the secret
 // it cannot be matched against a list of known ones either.
+//
+// The global rate's two counters are keys under the prefix too, so every
+// replica sharing the prefix draws on the same rate.
 //
 // Deployment notes. Every script touches the shared index of pending codes,
 // so all keys must live on one Redis primary: Open connects to a single
@@ -172,9 +177,11 @@ func (s *Store) Close() error { return s.rdb.Close() }
 // Issue implements otp.Store.
 func (s *Store) Issue(ctx context.Context, addr, client string, p otp.Pending, now time.Time, lim otp.Limits) (otp.IssueResult, error) {
 	id := s.names.name('a', addr)
-	keys := []string{s.key("code:", id), s.key("fail:", id), s.key("issues:addr:", id),
-		s.key("issues:client:", s.names.name('c', client)), s.key("pending", "")}
-	args := make([]any, 0, 19)
+	scopes := lim.ClientScopes(client)
+	keys := make([]string, 0, 6+3*len(scopes))
+	keys = append(keys, s.key("code:", id), s.key("fail:", id), s.key("issues:addr:", id), s.key("pending", ""),
+		s.key("rate:second", ""), s.key("rate:hour", ""))
+	args := make([]any, 0, 21+3*len(scopes))
 	args = append(args, id, p.Hash)
 	args = appendTime(args, p.IssuedAt)
 	args = appendTime(args, p.ExpiresAt)
@@ -182,8 +189,13 @@ func (s *Store) Issue(ctx context.Context, addr, client string, p otp.Pending, n
 	args = append(args, otp.ExpiredRetention.Nanoseconds())
 	args = appendTime(args, now)
 	args = append(args, lim.MaxAttempts, lim.FailureBudget, lim.FailureWindow.Nanoseconds(),
-		lim.AddressIssues, lim.ClientIssues, lim.IssueWindow.Nanoseconds(), lim.MaxPending,
-		gcSlack.Milliseconds())
+		lim.AddressIssues, lim.IssueWindow.Nanoseconds(), lim.MaxPending, gcSlack.Milliseconds(),
+		lim.GlobalIssuesPerSecond, lim.GlobalIssuesPerHour, len(scopes))
+	for _, sc := range scopes {
+		cid := s.names.name('c', sc.Key)
+		keys = append(keys, s.key("issues:client:", cid), s.shareKey("fail:", id, cid), s.shareKey("issues:addr:", id, cid))
+		args = append(args, sc.Issues, sc.AddressIssues, sc.Failures)
+	}
 
 	r, err := s.run(ctx, "issue", issueScript, keys, args)
 	if err != nil {
@@ -203,13 +215,19 @@ func (s *Store) Issue(ctx context.Context, addr, client string, p otp.Pending, n
 }
 
 // Attempt implements otp.Store.
-func (s *Store) Attempt(ctx context.Context, addr string, now time.Time, lim otp.Limits) (otp.Pending, error) {
+func (s *Store) Attempt(ctx context.Context, addr, client string, now time.Time, lim otp.Limits) (otp.Pending, error) {
 	id := s.names.name('a', addr)
-	keys := []string{s.key("code:", id), s.key("fail:", id)}
-	args := make([]any, 0, 6)
+	scopes := lim.ClientScopes(client)
+	keys := make([]string, 0, 2+len(scopes))
+	keys = append(keys, s.key("code:", id), s.key("fail:", id))
+	args := make([]any, 0, 6+len(scopes))
 	args = appendTime(args, now)
 	args = append(args, lim.MaxAttempts, lim.FailureBudget, lim.FailureWindow.Nanoseconds(),
 		gcSlack.Milliseconds())
+	for _, sc := range scopes {
+		keys = append(keys, s.shareKey("fail:", id, s.names.name('c', sc.Key)))
+		args = append(args, sc.Failures)
+	}
 
 	r, err := s.run(ctx, "attempt", attemptScript, keys, args)
 	if err != nil {
@@ -226,19 +244,24 @@ func (s *Store) Attempt(ctx context.Context, addr string, now time.Time, lim otp
 }
 
 // Consume implements otp.Store.
-func (s *Store) Consume(ctx context.Context, addr string, hash []byte) (bool, error) {
-	return s.remove(ctx, "consume", addr, hash, true)
+func (s *Store) Consume(ctx context.Context, addr, client string, hash []byte) (bool, error) {
+	id := s.names.name('a', addr)
+	keys := []string{s.key("code:", id), s.key("fail:", id), s.key("pending", "")}
+	for _, k := range otp.ClientKeys(client) {
+		keys = append(keys, s.shareKey("fail:", id, s.names.name('c', k)))
+	}
+	return s.remove(ctx, "consume", id, keys, hash, true)
 }
 
 // Discard implements otp.Store.
 func (s *Store) Discard(ctx context.Context, addr string, hash []byte) error {
-	_, err := s.remove(ctx, "discard", addr, hash, false)
+	id := s.names.name('a', addr)
+	keys := []string{s.key("code:", id), s.key("fail:", id), s.key("pending", "")}
+	_, err := s.remove(ctx, "discard", id, keys, hash, false)
 	return err
 }
 
-func (s *Store) remove(ctx context.Context, op, addr string, hash []byte, refund bool) (bool, error) {
-	id := s.names.name('a', addr)
-	keys := []string{s.key("code:", id), s.key("fail:", id), s.key("pending", "")}
+func (s *Store) remove(ctx context.Context, op, id string, keys []string, hash []byte, refund bool) (bool, error) {
 	flag := "0"
 	if refund {
 		flag = "1"
@@ -250,6 +273,11 @@ func (s *Store) remove(ctx context.Context, op, addr string, hash []byte, refund
 		return false, s.unavailable(op, err)
 	}
 	return n == 1, nil
+}
+
+// shareKey names a client scope's counter at one address.
+func (s *Store) shareKey(kind, addrID, clientID string) string {
+	return s.prefix + kind + addrID + ":" + clientID
 }
 
 func (s *Store) key(kind, id string) string { return s.prefix + kind + id }
@@ -331,6 +359,7 @@ var limitKinds = map[string]otp.LimitKind{
 	"address":  otp.LimitAddress,
 	"client":   otp.LimitClient,
 	"busy":     otp.LimitBusy,
+	"rate":     otp.LimitGlobalRate,
 }
 
 // reply is a script's answer: a status word and its fields.

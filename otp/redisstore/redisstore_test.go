@@ -19,14 +19,22 @@ import (
 var base = time.Date(2026, 11, 28, 12, 0, 0, 123456789, time.UTC)
 
 var testLimits = otp.Limits{
-	MaxAttempts:    3,
-	FailureBudget:  5,
-	FailureWindow:  time.Hour,
-	ResendCooldown: time.Minute,
-	AddressIssues:  3,
-	ClientIssues:   4,
-	IssueWindow:    time.Hour,
-	MaxPending:     100,
+	MaxAttempts:           3,
+	FailureBudget:         5,
+	FailureWindow:         time.Hour,
+	ClientFailures:        5,
+	ClientFailures56:      5,
+	ClientFailures48:      5,
+	ResendCooldown:        time.Minute,
+	AddressIssues:         3,
+	ClientAddressIssues:   3,
+	ClientIssues:          4,
+	ClientIssues56:        4,
+	ClientIssues48:        4,
+	IssueWindow:           time.Hour,
+	GlobalIssuesPerSecond: 100,
+	GlobalIssuesPerHour:   100,
+	MaxPending:            100,
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -129,10 +137,10 @@ func TestNanosecondBoundaries(t *testing.T) {
 	if err != nil || res.Existing == nil || !samePending(*res.Existing, p) {
 		t.Fatalf("Issue 1ns before ResendAt = %+v, %v; want Existing %+v", res.Existing, err, p)
 	}
-	if _, err := s.Attempt(ctx, addr, p.ExpiresAt.Add(-time.Nanosecond), testLimits); err != nil {
+	if _, err := s.Attempt(ctx, addr, "c", p.ExpiresAt.Add(-time.Nanosecond), testLimits); err != nil {
 		t.Fatalf("Attempt 1ns before expiry: %v", err)
 	}
-	if _, err := s.Attempt(ctx, addr, p.ExpiresAt, testLimits); !errors.Is(err, otp.ErrExpired) {
+	if _, err := s.Attempt(ctx, addr, "c", p.ExpiresAt, testLimits); !errors.Is(err, otp.ErrExpired) {
 		t.Fatalf("Attempt at expiry: %v, want ErrExpired", err)
 	}
 }
@@ -169,7 +177,7 @@ func TestKeys(t *testing.T) {
 	s := open(t, srv, Options{Prefix: "keys:"})
 	const addr, client = "erin@example.com", "192.0.2.7"
 	issue(t, s, addr, client, base)
-	if _, err := s.Attempt(testCtx(t), addr, base, testLimits); err != nil {
+	if _, err := s.Attempt(testCtx(t), addr, client, base, testLimits); err != nil {
 		t.Fatal(err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
@@ -178,8 +186,8 @@ func TestKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 5 {
-		t.Errorf("keys = %q, want code, failures, two issue counters and the index", keys)
+	if len(keys) != 9 {
+		t.Errorf("keys = %q, want the code, the index, the global rate's two counters, and failures and issues for the address and for the client's share of it, and the client's issues", keys)
 	}
 	for _, k := range keys {
 		if !strings.HasPrefix(k, "keys:") || strings.Contains(k, "erin") || strings.Contains(k, client) {
@@ -208,7 +216,7 @@ func TestNoScript(t *testing.T) {
 	if err := s.rdb.ScriptFlush(testCtx(t)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Attempt(testCtx(t), "f@example.com", base, testLimits); err != nil {
+	if _, err := s.Attempt(testCtx(t), "f@example.com", "c", base, testLimits); err != nil {
 		t.Fatalf("Attempt after SCRIPT FLUSH: %v", err)
 	}
 }
@@ -220,10 +228,10 @@ func TestSecretNamesKeys(t *testing.T) {
 	a := open(t, srv, Options{Prefix: "same:", Secret: []byte("0123456789abcdef-a")})
 	b := open(t, srv, Options{Prefix: "same:", Secret: []byte("0123456789abcdef-b")})
 	issue(t, a, "frank@example.com", "192.0.2.8", base)
-	if _, err := b.Attempt(testCtx(t), "frank@example.com", base, testLimits); !errors.Is(err, otp.ErrNoCode) {
+	if _, err := b.Attempt(testCtx(t), "frank@example.com", "c", base, testLimits); !errors.Is(err, otp.ErrNoCode) {
 		t.Fatalf("other secret: %v, want ErrNoCode", err)
 	}
-	if _, err := a.Attempt(testCtx(t), "frank@example.com", base, testLimits); err != nil {
+	if _, err := a.Attempt(testCtx(t), "frank@example.com", "c", base, testLimits); err != nil {
 		t.Fatalf("same secret: %v", err)
 	}
 }

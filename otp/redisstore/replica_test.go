@@ -91,10 +91,10 @@ func TestCrossReplica(t *testing.T) {
 				t.Fatalf("Request: %v", err)
 			}
 			code := r.mail.code(t, addr)
-			if err := verifier.Verify(testCtx(t), addr, code); err != nil {
+			if err := verifier.Verify(testCtx(t), addr, "198.51.100.1", code); err != nil {
 				t.Fatalf("Verify on the other replica: %v", err)
 			}
-			if err := issuer.Verify(testCtx(t), addr, code); !errors.Is(err, otp.ErrNoCode) {
+			if err := issuer.Verify(testCtx(t), addr, "198.51.100.1", code); !errors.Is(err, otp.ErrNoCode) {
 				t.Fatalf("Verify of a used code on the issuer: %v, want ErrNoCode", err)
 			}
 			r.clock.Advance(time.Second)
@@ -135,7 +135,7 @@ func TestCrossReplica(t *testing.T) {
 			}
 			wg.Go(func() {
 				<-start
-				err := svc.Verify(testCtx(t), addr, wrong(code))
+				err := svc.Verify(testCtx(t), addr, "198.51.100.1", wrong(code))
 				mu.Lock()
 				defer mu.Unlock()
 				var wce *otp.WrongCodeError
@@ -155,7 +155,7 @@ func TestCrossReplica(t *testing.T) {
 			t.Fatalf("64 wrong guesses over two replicas: %d verdicts, others %v; want %d verdicts",
 				verdicts, others, lim.MaxAttempts)
 		}
-		if err := r.b.Verify(testCtx(t), addr, code); !errors.Is(err, otp.ErrTooManyAttempts) {
+		if err := r.b.Verify(testCtx(t), addr, "198.51.100.1", code); !errors.Is(err, otp.ErrTooManyAttempts) {
 			t.Fatalf("right code after the limit: %v, want ErrTooManyAttempts", err)
 		}
 	})
@@ -174,6 +174,40 @@ func TestCrossReplica(t *testing.T) {
 		var le *otp.LimitError
 		if !errors.As(err, &le) || le.Kind != otp.LimitClient {
 			t.Fatalf("Request past the client cap: %v, want LimitClient", err)
+		}
+	})
+
+	t.Run("global rate counts both replicas", func(t *testing.T) {
+		lim := otp.DefaultLimits()
+		lim.GlobalIssuesPerSecond = 3
+		r := newReplicas(t, srv, lim)
+		for i := range 3 {
+			svc := []*otp.Service{r.a, r.b}[i%2]
+			if _, err := svc.Request(testCtx(t), fmt.Sprintf("u%d@example.com", i), fmt.Sprint("c", i)); err != nil {
+				t.Fatalf("Request %d: %v", i, err)
+			}
+		}
+		_, err := r.b.Request(testCtx(t), "late@example.com", "c9")
+		var le *otp.LimitError
+		if !errors.As(err, &le) || le.Kind != otp.LimitGlobalRate || !le.RetryAt.Equal(base.Add(time.Second)) {
+			t.Fatalf("Request past the rate: %v, want LimitGlobalRate until the second ends", err)
+		}
+	})
+
+	t.Run("an IPv6 /48 counts both replicas", func(t *testing.T) {
+		lim := otp.DefaultLimits()
+		lim.ClientIssues48 = 3
+		r := newReplicas(t, srv, lim)
+		for i := range 3 {
+			svc := []*otp.Service{r.a, r.b}[i%2]
+			if _, err := svc.Request(testCtx(t), fmt.Sprintf("u%d@example.com", i), fmt.Sprintf("2001:db8:4:%x00::/64", i)); err != nil {
+				t.Fatalf("Request %d: %v", i, err)
+			}
+		}
+		_, err := r.b.Request(testCtx(t), "late@example.com", "2001:db8:4:ff00::/64")
+		var le *otp.LimitError
+		if !errors.As(err, &le) || le.Kind != otp.LimitClient {
+			t.Fatalf("Request past the /48's cap: %v, want LimitClient", err)
 		}
 	})
 
@@ -199,11 +233,16 @@ func TestCrossReplica(t *testing.T) {
 func TestDumpShowsNoSecrets(t *testing.T) {
 	srv := redistest.Start(t)
 	r := newReplicas(t, srv, otp.Limits{})
-	const addr, client = "Mallory.Secret@Example.com", "192.0.2.77"
+	const addr, client, v6 = "Mallory.Secret@Example.com", "192.0.2.77", "2001:db8:77:1::/64"
 	if _, err := r.a.Request(testCtx(t), addr, client); err != nil {
 		t.Fatal(err)
 	}
 	code := r.mail.code(t, "Mallory.Secret@example.com")
+	// A wrong guess from an IPv6 client leaves its shares at all three
+	// levels behind.
+	if err := r.b.Verify(testCtx(t), addr, v6, wrong(code)); !errors.As(err, new(*otp.WrongCodeError)) {
+		t.Fatalf("wrong guess: %v", err)
+	}
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
 	keys, err := rdb.Keys(testCtx(t), "*").Result()
@@ -228,7 +267,7 @@ func TestDumpShowsNoSecrets(t *testing.T) {
 	// server key is TestSecretNamesKeys's part.
 	for _, v := range dump {
 		lv := strings.ToLower(v)
-		if strings.Contains(lv, "mallory") || strings.Contains(v, client) || v == code {
+		if strings.Contains(lv, "mallory") || strings.Contains(v, client) || strings.Contains(v, "2001:db8") || v == code {
 			t.Errorf("the database shows %q", v)
 		}
 	}

@@ -84,19 +84,19 @@ func (h *h) mustIssue(addr, client string, now time.Time, lim otp.Limits) otp.Pe
 	return p
 }
 
-func (h *h) mustAttempt(addr string, now time.Time, lim otp.Limits) otp.Pending {
+func (h *h) mustAttempt(addr, client string, now time.Time, lim otp.Limits) otp.Pending {
 	h.t.Helper()
-	p, err := h.s.Attempt(h.ctx, addr, now, lim)
+	p, err := h.s.Attempt(h.ctx, addr, client, now, lim)
 	if err != nil {
-		h.t.Fatalf("Attempt(%s) at +%v: %v", addr, now.Sub(base), err)
+		h.t.Fatalf("Attempt(%s, %s) at +%v: %v", addr, client, now.Sub(base), err)
 	}
 	return p
 }
 
-func (h *h) wantAttemptErr(addr string, now time.Time, lim otp.Limits, want error) {
+func (h *h) wantAttemptErr(addr, client string, now time.Time, lim otp.Limits, want error) {
 	h.t.Helper()
-	if _, err := h.s.Attempt(h.ctx, addr, now, lim); !errors.Is(err, want) {
-		h.t.Fatalf("Attempt(%s) at +%v: err %v, want %v", addr, now.Sub(base), err, want)
+	if _, err := h.s.Attempt(h.ctx, addr, client, now, lim); !errors.Is(err, want) {
+		h.t.Fatalf("Attempt(%s, %s) at +%v: err %v, want %v", addr, client, now.Sub(base), err, want)
 	}
 }
 
@@ -135,68 +135,68 @@ var cases = []testCase{
 	{"IssueThenAttempt", func(h *h) {
 		lim := limits()
 		p := h.mustIssue("a@example.com", "c1", at(0), lim)
-		samePending(h.t, h.mustAttempt("a@example.com", at(time.Second), lim), p, 1)
-		samePending(h.t, h.mustAttempt("a@example.com", at(2*time.Second), lim), p, 2)
+		samePending(h.t, h.mustAttempt("a@example.com", "c1", at(time.Second), lim), p, 1)
+		samePending(h.t, h.mustAttempt("a@example.com", "c1", at(2*time.Second), lim), p, 2)
 	}},
 	{"NoCode", func(h *h) {
 		lim := limits()
 		lim.FailureBudget = 2
 		for i := range 5 {
-			h.wantAttemptErr("nobody@example.com", at(time.Duration(i)*time.Second), lim, otp.ErrNoCode)
+			h.wantAttemptErr("nobody@example.com", "c1", at(time.Duration(i)*time.Second), lim, otp.ErrNoCode)
 		}
 		// Refused attempts charged no failures.
 		h.mustIssue("nobody@example.com", "c1", at(10*time.Second), lim)
-		h.mustAttempt("nobody@example.com", at(11*time.Second), lim)
-		h.mustAttempt("nobody@example.com", at(12*time.Second), lim)
+		h.mustAttempt("nobody@example.com", "c1", at(11*time.Second), lim)
+		h.mustAttempt("nobody@example.com", "c1", at(12*time.Second), lim)
 		// Another address's code is not this one's.
-		h.wantAttemptErr("other@example.com", at(13*time.Second), lim, otp.ErrNoCode)
+		h.wantAttemptErr("other@example.com", "c1", at(13*time.Second), lim, otp.ErrNoCode)
 	}},
 	{"Expired", func(h *h) {
 		lim := limits()
 		p := h.mustIssue("a@example.com", "c1", at(0), lim)
-		h.mustAttempt("a@example.com", p.ExpiresAt.Add(-time.Millisecond), lim)
-		h.wantAttemptErr("a@example.com", p.ExpiresAt, lim, otp.ErrExpired)
+		h.mustAttempt("a@example.com", "c1", p.ExpiresAt.Add(-time.Millisecond), lim)
+		h.wantAttemptErr("a@example.com", "c1", p.ExpiresAt, lim, otp.ErrExpired)
 		// Activity elsewhere (which may trigger clean-up) does not turn
 		// "expired" into "no code" within the retention.
 		late := p.ExpiresAt.Add(otp.ExpiredRetention - time.Millisecond)
 		h.mustIssue("b@example.com", "c2", late, lim)
-		h.wantAttemptErr("a@example.com", late, lim, otp.ErrExpired)
+		h.wantAttemptErr("a@example.com", "c1", late, lim, otp.ErrExpired)
 	}},
 	{"MaxAttempts", func(h *h) {
 		lim := limits()
 		lim.FailureBudget = 7
 		p := h.mustIssue("a@example.com", "c1", at(0), lim)
 		for i := 1; i <= lim.MaxAttempts; i++ {
-			samePending(h.t, h.mustAttempt("a@example.com", at(time.Duration(i)*time.Second), lim), p, i)
+			samePending(h.t, h.mustAttempt("a@example.com", "c1", at(time.Duration(i)*time.Second), lim), p, i)
 		}
 		for i := range 3 {
-			h.wantAttemptErr("a@example.com", at(time.Duration(10+i)*time.Second), lim, otp.ErrTooManyAttempts)
+			h.wantAttemptErr("a@example.com", "c1", at(time.Duration(10+i)*time.Second), lim, otp.ErrTooManyAttempts)
 		}
 		// The refused attempts charged no failures: 5 of 7 are used.
 		h.mustIssue("a@example.com", "c1", at(cooldown), lim)
-		h.mustAttempt("a@example.com", at(cooldown+time.Second), lim)
-		h.mustAttempt("a@example.com", at(cooldown+2*time.Second), lim)
-		_, err := h.s.Attempt(h.ctx, "a@example.com", at(cooldown+3*time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", at(cooldown+time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", at(cooldown+2*time.Second), lim)
+		_, err := h.s.Attempt(h.ctx, "a@example.com", "c1", at(cooldown+3*time.Second), lim)
 		wantLimit(h.t, err, otp.LimitFailures, at(cooldown+3*time.Second), at(time.Second).Add(lim.FailureWindow))
 	}},
 	{"ConsumeOnce", func(h *h) {
 		lim := limits()
 		p := h.mustIssue("a@example.com", "c1", at(0), lim)
-		h.mustAttempt("a@example.com", at(time.Second), lim)
-		if ok, err := h.s.Consume(h.ctx, "a@example.com", newHash()); ok || err != nil {
+		h.mustAttempt("a@example.com", "c1", at(time.Second), lim)
+		if ok, err := h.s.Consume(h.ctx, "a@example.com", "c1", newHash()); ok || err != nil {
 			h.t.Fatalf("Consume with a wrong hash = %v, %v; want false, nil", ok, err)
 		}
-		h.mustAttempt("a@example.com", at(2*time.Second), lim) // still there
-		if ok, err := h.s.Consume(h.ctx, "b@example.com", p.Hash); ok || err != nil {
+		h.mustAttempt("a@example.com", "c1", at(2*time.Second), lim) // still there
+		if ok, err := h.s.Consume(h.ctx, "b@example.com", "c1", p.Hash); ok || err != nil {
 			h.t.Fatalf("Consume for another address = %v, %v; want false, nil", ok, err)
 		}
-		if ok, err := h.s.Consume(h.ctx, "a@example.com", p.Hash); !ok || err != nil {
+		if ok, err := h.s.Consume(h.ctx, "a@example.com", "c1", p.Hash); !ok || err != nil {
 			h.t.Fatalf("Consume = %v, %v; want true, nil", ok, err)
 		}
-		if ok, err := h.s.Consume(h.ctx, "a@example.com", p.Hash); ok || err != nil {
+		if ok, err := h.s.Consume(h.ctx, "a@example.com", "c1", p.Hash); ok || err != nil {
 			h.t.Fatalf("second Consume = %v, %v; want false, nil", ok, err)
 		}
-		h.wantAttemptErr("a@example.com", at(3*time.Second), lim, otp.ErrNoCode)
+		h.wantAttemptErr("a@example.com", "c1", at(3*time.Second), lim, otp.ErrNoCode)
 		// The cooldown went with the code.
 		h.mustIssue("a@example.com", "c1", at(4*time.Second), lim)
 	}},
@@ -204,11 +204,12 @@ var cases = []testCase{
 		lim := limits()
 		lim.FailureBudget = 3
 		lim.AddressIssues = 50
+		lim.ClientAddressIssues = 50
 		for i := range 10 {
 			now := at(time.Duration(i) * cooldown)
 			p := h.mustIssue("a@example.com", "c1", now, lim)
-			h.mustAttempt("a@example.com", now.Add(time.Second), lim)
-			if ok, err := h.s.Consume(h.ctx, "a@example.com", p.Hash); !ok || err != nil {
+			h.mustAttempt("a@example.com", "c1", now.Add(time.Second), lim)
+			if ok, err := h.s.Consume(h.ctx, "a@example.com", "c1", p.Hash); !ok || err != nil {
 				h.t.Fatalf("Consume #%d = %v, %v", i, ok, err)
 			}
 		}
@@ -219,14 +220,14 @@ var cases = []testCase{
 		lim.FailureWindow = 20 * time.Minute
 		h.mustIssue("a@example.com", "c1", at(0), lim)
 		for i := 1; i <= 5; i++ {
-			h.mustAttempt("a@example.com", at(time.Duration(i)*time.Second), lim)
+			h.mustAttempt("a@example.com", "c1", at(time.Duration(i)*time.Second), lim)
 		}
 		now := at(cooldown)
 		h.mustIssue("a@example.com", "c1", now, lim)
-		h.mustAttempt("a@example.com", now.Add(time.Second), lim)
-		h.mustAttempt("a@example.com", now.Add(2*time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", now.Add(time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", now.Add(2*time.Second), lim)
 		end := at(time.Second).Add(lim.FailureWindow) // the window opened at the first failure
-		_, err := h.s.Attempt(h.ctx, "a@example.com", now.Add(3*time.Second), lim)
+		_, err := h.s.Attempt(h.ctx, "a@example.com", "c1", now.Add(3*time.Second), lim)
 		le := wantLimit(h.t, err, otp.LimitFailures, now.Add(3*time.Second), end)
 		// The budget outranks the live code in its cooldown.
 		_, _, err = h.issue("a@example.com", "c1", now.Add(4*time.Second), lim)
@@ -236,7 +237,7 @@ var cases = []testCase{
 		wantLimit(h.t, err, otp.LimitFailures, now.Add(2*cooldown), end)
 		// At RetryAt both work again.
 		h.mustIssue("a@example.com", "c1", le.RetryAt, lim)
-		h.mustAttempt("a@example.com", le.RetryAt.Add(time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", le.RetryAt.Add(time.Second), lim)
 	}},
 	{"CooldownKeepsLiveCode", func(h *h) {
 		lim := limits()
@@ -251,17 +252,17 @@ var cases = []testCase{
 				h.t.Fatal("test hashes collide")
 			}
 		}
-		samePending(h.t, h.mustAttempt("a@example.com", at(cooldown-time.Millisecond), lim), p, 1)
+		samePending(h.t, h.mustAttempt("a@example.com", "c1", at(cooldown-time.Millisecond), lim), p, 1)
 		// At ResendAt a new code replaces the old one, attempts reset.
 		q := h.mustIssue("a@example.com", "c1", p.ResendAt, lim)
-		samePending(h.t, h.mustAttempt("a@example.com", p.ResendAt.Add(time.Second), lim), q, 1)
+		samePending(h.t, h.mustAttempt("a@example.com", "c1", p.ResendAt.Add(time.Second), lim), q, 1)
 	}},
 	{"DeadCodeInCooldown", func(h *h) {
 		lim := limits()
 		lim.MaxAttempts = 2
 		p := h.mustIssue("a@example.com", "c1", at(0), lim)
-		h.mustAttempt("a@example.com", at(time.Second), lim)
-		h.mustAttempt("a@example.com", at(2*time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", at(time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", at(2*time.Second), lim)
 		_, _, err := h.issue("a@example.com", "c1", at(3*time.Second), lim)
 		le := wantLimit(h.t, err, otp.LimitResend, at(3*time.Second), p.ResendAt)
 		if !le.RetryAt.Equal(p.ResendAt) {
@@ -329,8 +330,8 @@ var cases = []testCase{
 		// A replacement reuses its own slot.
 		a = h.mustIssue("a@example.com", "c1", a.ResendAt, lim)
 		// A used code frees its slot.
-		h.mustAttempt("b@example.com", at(cooldown+time.Second), lim)
-		if ok, err := h.s.Consume(h.ctx, "b@example.com", b.Hash); !ok || err != nil {
+		h.mustAttempt("b@example.com", "c1", at(cooldown+time.Second), lim)
+		if ok, err := h.s.Consume(h.ctx, "b@example.com", "c1", b.Hash); !ok || err != nil {
 			h.t.Fatalf("Consume = %v, %v", ok, err)
 		}
 		h.mustIssue("d@example.com", "c4", at(cooldown+2*time.Second), lim)
@@ -340,7 +341,7 @@ var cases = []testCase{
 		// earliest), although it still answers ErrExpired.
 		cExp := at(2 * time.Second).Add(ttl)
 		h.mustIssue("e@example.com", "c5", cExp, lim)
-		h.wantAttemptErr("c@example.com", cExp, lim, otp.ErrExpired)
+		h.wantAttemptErr("c@example.com", "c1", cExp, lim, otp.ErrExpired)
 	}},
 	{"Discard", func(h *h) {
 		lim := limits()
@@ -349,11 +350,11 @@ var cases = []testCase{
 		if err := h.s.Discard(h.ctx, "a@example.com", newHash()); err != nil {
 			h.t.Fatal(err)
 		}
-		h.mustAttempt("a@example.com", at(time.Second), lim) // a stale hash removed nothing
+		h.mustAttempt("a@example.com", "c1", at(time.Second), lim) // a stale hash removed nothing
 		if err := h.s.Discard(h.ctx, "a@example.com", p.Hash); err != nil {
 			h.t.Fatal(err)
 		}
-		h.wantAttemptErr("a@example.com", at(2*time.Second), lim, otp.ErrNoCode)
+		h.wantAttemptErr("a@example.com", "c1", at(2*time.Second), lim, otp.ErrNoCode)
 		// The cooldown went with the code, the issue count did not.
 		h.mustIssue("a@example.com", "c1", at(3*time.Second), lim)
 		_, _, err := h.issue("a@example.com", "c1", at(3*time.Second+cooldown), lim)
@@ -367,7 +368,7 @@ var cases = []testCase{
 		lim.FailureBudget = 100
 		h.mustIssue("a@example.com", "c1", at(0), lim)
 		ok, errs := parallel(64, func(int) error {
-			_, err := h.s.Attempt(h.ctx, "a@example.com", at(time.Second), lim)
+			_, err := h.s.Attempt(h.ctx, "a@example.com", "c1", at(time.Second), lim)
 			return err
 		})
 		if ok != lim.MaxAttempts || errs[otp.ErrTooManyAttempts] != 64-lim.MaxAttempts {
@@ -380,7 +381,7 @@ var cases = []testCase{
 		lim.FailureBudget = 7
 		h.mustIssue("a@example.com", "c1", at(0), lim)
 		ok, _ := parallel(64, func(int) error {
-			_, err := h.s.Attempt(h.ctx, "a@example.com", at(time.Second), lim)
+			_, err := h.s.Attempt(h.ctx, "a@example.com", "c1", at(time.Second), lim)
 			return err
 		})
 		if ok != lim.FailureBudget {
@@ -390,10 +391,10 @@ var cases = []testCase{
 	{"ParallelConsume", func(h *h) {
 		lim := limits()
 		p := h.mustIssue("a@example.com", "c1", at(0), lim)
-		h.mustAttempt("a@example.com", at(time.Second), lim)
+		h.mustAttempt("a@example.com", "c1", at(time.Second), lim)
 		var wins sync.Map
 		_, errs := parallel(32, func(i int) error {
-			won, err := h.s.Consume(h.ctx, "a@example.com", p.Hash)
+			won, err := h.s.Consume(h.ctx, "a@example.com", "c1", p.Hash)
 			if won {
 				wins.Store(i, true)
 			}
@@ -440,6 +441,217 @@ var cases = []testCase{
 		})
 		if ok != lim.MaxPending || errs[limitKey(otp.LimitBusy)] != 64-lim.MaxPending {
 			h.t.Fatalf("64 parallel Issue: %d stored, errors %v; want %d", ok, errs, lim.MaxPending)
+		}
+	}},
+	{"ClientShareOfFailures", func(h *h) {
+		// A client that spent its share of the address's failure budget is
+		// refused alone; the others go on until the total is spent.
+		lim := limits()
+		lim.MaxAttempts = 10
+		lim.FailureBudget = 5
+		lim.ClientFailures = 3
+		h.mustIssue("a@example.com", "c1", at(0), lim)
+		for i := 1; i <= 3; i++ {
+			h.mustAttempt("a@example.com", "c1", at(time.Duration(i)*time.Second), lim)
+		}
+		end := at(time.Second).Add(lim.FailureWindow) // both windows opened at c1's first failure
+		_, err := h.s.Attempt(h.ctx, "a@example.com", "c1", at(4*time.Second), lim)
+		wantLimit(h.t, err, otp.LimitFailures, at(4*time.Second), end)
+		// The share outranks the live code in its cooldown, for c1 only.
+		_, _, err = h.issue("a@example.com", "c1", at(5*time.Second), lim)
+		wantLimit(h.t, err, otp.LimitFailures, at(5*time.Second), end)
+		if _, res, err := h.issue("a@example.com", "c2", at(5*time.Second), lim); err != nil || res.Existing == nil {
+			h.t.Fatalf("Issue from c2 = %+v, %v; want Existing", res, err)
+		}
+		// c2 spends the rest of the total (3 + 2 = 5); c1's refused
+		// attempt took none of it. Then everyone is refused.
+		h.mustAttempt("a@example.com", "c2", at(6*time.Second), lim)
+		if p := h.mustAttempt("a@example.com", "c2", at(7*time.Second), lim); p.Attempts != 5 {
+			h.t.Fatalf("Attempts = %d, want 5", p.Attempts)
+		}
+		for _, c := range []string{"c1", "c2", "c3"} {
+			_, err = h.s.Attempt(h.ctx, "a@example.com", c, at(8*time.Second), lim)
+			wantLimit(h.t, err, otp.LimitFailures, at(8*time.Second), end)
+			_, _, err = h.issue("a@example.com", c, at(2*cooldown), lim)
+			wantLimit(h.t, err, otp.LimitFailures, at(2*cooldown), end)
+		}
+		// When the windows end, c1 starts afresh.
+		h.mustIssue("a@example.com", "c1", end, lim)
+		h.mustAttempt("a@example.com", "c1", end.Add(time.Second), lim)
+	}},
+	{"ClientShareOfIssues", func(h *h) {
+		lim := limits()
+		lim.AddressIssues = 4
+		lim.ClientAddressIssues = 2
+		h.mustIssue("a@example.com", "c1", at(0), lim)
+		h.mustIssue("a@example.com", "c1", at(cooldown), lim)
+		_, _, err := h.issue("a@example.com", "c1", at(2*cooldown), lim)
+		wantLimit(h.t, err, otp.LimitAddress, at(2*cooldown), at(lim.IssueWindow))
+		// Others still can; c1's refused call took none of the total.
+		h.mustIssue("a@example.com", "c2", at(2*cooldown), lim)
+		h.mustIssue("a@example.com", "c2", at(3*cooldown), lim)
+		_, _, err = h.issue("a@example.com", "c3", at(4*cooldown), lim)
+		wantLimit(h.t, err, otp.LimitAddress, at(4*cooldown), at(lim.IssueWindow))
+		// c1's share is per address.
+		h.mustIssue("b@example.com", "c1", at(4*cooldown), lim)
+	}},
+	{"ConsumeRefundsClientShare", func(h *h) {
+		lim := limits()
+		lim.ClientFailures = 2
+		lim.AddressIssues, lim.ClientAddressIssues = 50, 50
+		for i := range 5 {
+			now := at(time.Duration(i) * cooldown)
+			p := h.mustIssue("a@example.com", "c1", now, lim)
+			h.mustAttempt("a@example.com", "c1", now.Add(time.Second), lim)
+			if ok, err := h.s.Consume(h.ctx, "a@example.com", "c1", p.Hash); !ok || err != nil {
+				h.t.Fatalf("Consume #%d = %v, %v", i, ok, err)
+			}
+		}
+	}},
+	{"IPv6PrefixIssues", func(h *h) {
+		// Each IPv6 client is also charged at its /56 and /48, each level
+		// with its own cap; a bare address counts as its /64.
+		lim := limits()
+		lim.ClientIssues, lim.ClientIssues56, lim.ClientIssues48 = 2, 3, 4
+		n := 0
+		try := func(client string, now time.Time) error {
+			n++
+			_, _, err := h.issue(fmt.Sprintf("u%d@example.com", n), client, now, lim)
+			return err
+		}
+		must := func(client string, now time.Time) {
+			h.t.Helper()
+			if err := try(client, now); err != nil {
+				h.t.Fatalf("Issue from %s at +%v: %v", client, now.Sub(base), err)
+			}
+		}
+		end := at(lim.IssueWindow) // every level's window opened at 0
+		must("2001:db8:1:2::/64", at(0))
+		must("2001:db8:1:2::99", at(time.Second)) // the same /64
+		wantLimit(h.t, try("2001:db8:1:2::/64", at(2*time.Second)), otp.LimitClient, at(2*time.Second), end)
+		must("2001:db8:1:3::/64", at(3*time.Second)) // same /56: now 3
+		wantLimit(h.t, try("2001:db8:1:3::/64", at(4*time.Second)), otp.LimitClient, at(4*time.Second), end)
+		must("2001:db8:1:100::/64", at(5*time.Second)) // other /56, same /48: now 4
+		wantLimit(h.t, try("2001:db8:1:100::/64", at(6*time.Second)), otp.LimitClient, at(6*time.Second), end)
+		wantLimit(h.t, try("2001:db8:1:ff00::1", at(6*time.Second)), otp.LimitClient, at(6*time.Second), end)
+		must("2001:db8:2::/64", at(7*time.Second)) // another /48
+		must("192.0.2.1", at(8*time.Second))
+		must("2001:db8:1:2::/64", end)
+
+		// When several levels refuse, RetryAt is the latest of their ends.
+		lim.ClientIssues, lim.ClientIssues56, lim.ClientIssues48 = 1, 5, 2
+		must("2001:db8:9:1::/64", at(0))
+		must("2001:db8:9:2::/64", at(10*time.Minute)) // the /48 is full now
+		late := at(10 * time.Minute).Add(lim.IssueWindow)
+		wantLimit(h.t, try("2001:db8:9:2::/64", at(11*time.Minute)), otp.LimitClient, at(11*time.Minute), late)
+	}},
+	{"IPv6PrefixFailures", func(h *h) {
+		lim := limits()
+		lim.MaxAttempts, lim.FailureBudget = 10, 10
+		lim.ClientFailures, lim.ClientFailures56, lim.ClientFailures48 = 2, 3, 4
+		h.mustIssue("a@example.com", "192.0.2.1", at(0), lim)
+		end := at(time.Second).Add(lim.FailureWindow) // every window opened at the first failure
+		refused := func(client string, now time.Time) {
+			h.t.Helper()
+			_, err := h.s.Attempt(h.ctx, "a@example.com", client, now, lim)
+			wantLimit(h.t, err, otp.LimitFailures, now, end)
+		}
+		h.mustAttempt("a@example.com", "2001:db8:1:2::/64", at(time.Second), lim)
+		h.mustAttempt("a@example.com", "2001:db8:1:2::/64", at(2*time.Second), lim)
+		refused("2001:db8:1:2::99", at(3*time.Second)) // the same /64
+		h.mustAttempt("a@example.com", "2001:db8:1:3::/64", at(4*time.Second), lim)
+		refused("2001:db8:1:3::/64", at(5*time.Second)) // its /56 is spent
+		h.mustAttempt("a@example.com", "2001:db8:1:100::/64", at(6*time.Second), lim)
+		refused("2001:db8:1:100::/64", at(7*time.Second)) // its /48 is spent
+		h.mustAttempt("a@example.com", "2001:db8:2::/64", at(8*time.Second), lim)
+		if p := h.mustAttempt("a@example.com", "192.0.2.1", at(9*time.Second), lim); p.Attempts != 6 {
+			h.t.Fatalf("Attempts = %d, want 6: refused attempts were charged", p.Attempts)
+		}
+		// Issue checks the share too.
+		_, _, err := h.issue("a@example.com", "2001:db8:1:4::/64", at(2*cooldown), lim)
+		wantLimit(h.t, err, otp.LimitFailures, at(2*cooldown), end)
+		h.mustIssue("a@example.com", "2001:db8:2::/64", at(2*cooldown), lim)
+	}},
+	{"ShareRetryAtIsLatest", func(h *h) {
+		// When several of a client's levels are spent, RetryAt is the latest
+		// of their ends: here the /64's, which opened after the /48's.
+		lim := limits()
+		lim.MaxAttempts, lim.FailureBudget = 10, 10
+		lim.ClientFailures, lim.ClientFailures56, lim.ClientFailures48 = 2, 3, 3
+		h.mustIssue("a@example.com", "192.0.2.1", at(0), lim)
+		h.mustAttempt("a@example.com", "2001:db8:5:1::/64", at(time.Second), lim)
+		h.mustAttempt("a@example.com", "2001:db8:5:2::/64", at(2*time.Minute), lim)
+		h.mustAttempt("a@example.com", "2001:db8:5:2::/64", at(2*time.Minute+time.Second), lim)
+		_, err := h.s.Attempt(h.ctx, "a@example.com", "2001:db8:5:2::/64", at(3*time.Minute), lim)
+		wantLimit(h.t, err, otp.LimitFailures, at(3*time.Minute), at(2*time.Minute).Add(lim.FailureWindow))
+	}},
+	{"GlobalRate", func(h *h) {
+		lim := limits()
+		lim.GlobalIssuesPerSecond, lim.GlobalIssuesPerHour = 3, 5
+		n := 0
+		try := func(now time.Time) error {
+			n++
+			_, _, err := h.issue(fmt.Sprintf("u%d@example.com", n), fmt.Sprint("c", n), now, lim)
+			return err
+		}
+		for i := range 3 {
+			if err := try(at(time.Duration(i) * 100 * time.Millisecond)); err != nil {
+				h.t.Fatal(err)
+			}
+		}
+		wantLimit(h.t, try(at(300*time.Millisecond)), otp.LimitGlobalRate, at(300*time.Millisecond), at(time.Second))
+		// A live code in its cooldown is reported whatever the rate.
+		if _, res, err := h.issue("u1@example.com", "c1", at(400*time.Millisecond), lim); err != nil || res.Existing == nil {
+			h.t.Fatalf("Issue in cooldown at the rate = %+v, %v; want Existing", res, err)
+		}
+		// A new second: two more, and then the hour's 5 are used (the
+		// refused call took none).
+		for _, d := range []time.Duration{time.Second, 1500 * time.Millisecond} {
+			if err := try(at(d)); err != nil {
+				h.t.Fatalf("Issue at +%v: %v", d, err)
+			}
+		}
+		wantLimit(h.t, try(at(2500*time.Millisecond)), otp.LimitGlobalRate, at(2500*time.Millisecond), at(time.Hour))
+		if err := try(at(time.Hour)); err != nil {
+			h.t.Fatalf("Issue when the hour ends: %v", err)
+		}
+	}},
+	{"ParallelClientShare", func(h *h) {
+		lim := limits()
+		lim.MaxAttempts, lim.FailureBudget, lim.ClientFailures = 10, 10, 3
+		h.mustIssue("a@example.com", "c0", at(0), lim)
+		ok, errs := parallel(64, func(int) error {
+			_, err := h.s.Attempt(h.ctx, "a@example.com", "c1", at(time.Second), lim)
+			return err
+		})
+		if ok != 3 || errs[limitKey(otp.LimitFailures)] != 61 {
+			h.t.Fatalf("64 parallel attempts from one client: %d verdicts, errors %v; want 3", ok, errs)
+		}
+	}},
+	{"ParallelPrefixShare", func(h *h) {
+		// 64 /64s of one /48 at once: the /48's share holds, so every level
+		// is checked and charged in one step.
+		lim := limits()
+		lim.MaxAttempts, lim.FailureBudget = 10, 10
+		lim.ClientFailures, lim.ClientFailures56, lim.ClientFailures48 = 10, 10, 4
+		h.mustIssue("a@example.com", "c0", at(0), lim)
+		ok, errs := parallel(64, func(i int) error {
+			_, err := h.s.Attempt(h.ctx, "a@example.com", fmt.Sprintf("2001:db8:7:%x::/64", i), at(time.Second), lim)
+			return err
+		})
+		if ok != 4 || errs[limitKey(otp.LimitFailures)] != 60 {
+			h.t.Fatalf("64 parallel attempts from one /48: %d verdicts, errors %v; want 4", ok, errs)
+		}
+	}},
+	{"ParallelIssueGlobalRate", func(h *h) {
+		lim := limits()
+		lim.GlobalIssuesPerSecond = 10
+		ok, errs := parallel(64, func(i int) error {
+			_, _, err := h.issue(fmt.Sprintf("u%d@example.com", i), fmt.Sprint("c", i), at(0), lim)
+			return err
+		})
+		if ok != 10 || errs[limitKey(otp.LimitGlobalRate)] != 54 {
+			h.t.Fatalf("64 parallel Issue: %d stored, errors %v; want 10", ok, errs)
 		}
 	}},
 }

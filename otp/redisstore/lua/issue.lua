@@ -1,16 +1,40 @@
--- Issue: KEYS code, failures, address issues, client issues, index.
+-- Issue: KEYS code, failures, address issues, index, global second, global
+-- hour, then per client scope: client issues, the scope's failures at this
+-- address, the scope's issues to this address.
 -- ARGV id, hash, issued s n, expires s n, resend s n, retention, now s n,
--- max attempts, failure budget, failure window, address issues, client
--- issues, issue window, max pending, slack ms.
-local code, fails, aiss, ciss, index = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- max attempts, failure budget, failure window, address issues, issue
+-- window, max pending, slack ms, issues a second, issues an hour, scope
+-- count, then per scope: client issues, address issues, failures.
+local code, fails, aiss, index, gsec, ghour =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, hash = ARGV[1], ARGV[2]
 local now = T(ARGV[10], ARGV[11])
 local max_attempts, budget, fwin = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
-local acap, ccap, iwin = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
-local max_pending, slack = tonumber(ARGV[18]), tonumber(ARGV[19])
+local acap, iwin, max_pending, slack =
+  tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
+local per_second, per_hour, nscopes = tonumber(ARGV[19]), tonumber(ARGV[20]), tonumber(ARGV[21])
+
+-- Scope i's keys and caps.
+local function scope_key(i, k) return KEYS[6 + 3 * (i - 1) + k] end
+local function scope_cap(i, k) return tonumber(ARGV[21 + 3 * (i - 1) + k]) end
+local CLIENT, SHARE_FAILS, SHARE_ISSUES = 1, 2, 3 -- key offsets
+local CLIENT_CAP, SHARE_ISSUES_CAP, SHARE_FAILS_CAP = 1, 2, 3 -- cap offsets
+
+-- over returns the latest end among the scopes whose counter k is at its
+-- cap c, or nil.
+local function over(k, c, d)
+  local latest
+  for i = 1, nscopes do
+    local n, stop = window(scope_key(i, k), now, d)
+    if n >= scope_cap(i, c) then latest = later(latest, stop or now) end
+  end
+  return latest
+end
 
 local n, stop = window(fails, now, fwin)
 if n >= budget then return limit('failures', stop or now) end
+local t = over(SHARE_FAILS, SHARE_FAILS_CAP, fwin)
+if t then return limit('failures', t) end
 
 local old = redis.call('HMGET', code, 'h', 'is', 'in', 'es', 'en', 'rs', 'rn', 'a')
 local old_member
@@ -26,8 +50,15 @@ end
 
 n, stop = window(aiss, now, iwin)
 if n >= acap then return limit('address', stop or now) end
-n, stop = window(ciss, now, iwin)
-if n >= ccap then return limit('client', stop or now) end
+t = over(SHARE_ISSUES, SHARE_ISSUES_CAP, iwin)
+if t then return limit('address', t) end
+t = over(CLIENT, CLIENT_CAP, iwin)
+if t then return limit('client', t) end
+
+n, stop = window(gsec, now, SECOND)
+if n >= per_second then return limit('rate', stop or now) end
+n, stop = window(ghour, now, HOUR)
+if n >= per_hour then return limit('rate', stop or now) end
 
 -- The global cap counts live codes other than the one being replaced.
 -- Expired entries go first: whole seconds in the past by score, then, only
@@ -59,5 +90,10 @@ if before(last, rsd) then last = rsd end
 redis.call('PEXPIRE', code, ttl(now, last, slack))
 redis.call('ZADD', index, exp[1], member(id, ARGV[5], ARGV[6]))
 charge(aiss, now, iwin, slack)
-charge(ciss, now, iwin, slack)
+for i = 1, nscopes do
+  charge(scope_key(i, CLIENT), now, iwin, slack)
+  charge(scope_key(i, SHARE_ISSUES), now, iwin, slack)
+end
+charge(gsec, now, SECOND, slack)
+charge(ghour, now, HOUR, slack)
 return {'stored'}

@@ -9,10 +9,19 @@ local function before(a, b)
   return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
 end
 
+-- Durations of the global rate's windows, in ns.
+local SECOND, HOUR = 1e9, 3600e9
+
 local function add(t, d)
   local n = t[2] + d
   local r = math.fmod(n, 1e9)
   return {t[1] + (n - r) / 1e9, r}
+end
+
+-- later is the later of a (which may be nil) and b.
+local function later(a, b)
+  if a == nil or before(a, b) then return b end
+  return a
 end
 
 -- ttl is the key lifetime in ms from now until t, plus slack for clock skew
