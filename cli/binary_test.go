@@ -132,6 +132,8 @@ func TestBadCommandLines(t *testing.T) {
 		// host key are made: still the only line, with no DEV MODE
 		// warning before it.
 		{"listen address in use", []string{"serve", "--listen", busy.Addr().String()}, "otplogin: --listen (OTPLOGIN_LISTEN): "},
+		{"dev mail server beyond loopback", []string{"serve", "--listen", ":0"}, `otplogin: --listen (OTPLOGIN_LISTEN): ":0" is beyond loopback, but no SMTP server is set`},
+		{"a client's share above the address's total", []string{"serve", "--address-codes", "2", "--client-address-codes", "3"}, "otplogin: --client-address-codes (OTPLOGIN_CLIENT_ADDRESS_CODES): must be 1..2, got 3"},
 		{"both ways of giving the SMTP server", []string{"--smtp-url", "smtp://smtp.example.com", "--smtp-host", "smtp.example.com"}, "otplogin: --smtp-url (OTPLOGIN_SMTP_URL): set either this or --smtp-host"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

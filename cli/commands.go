@@ -162,7 +162,7 @@ stdout, the progress to stderr.`,
 		Example: `
 outbox=$(mktemp -d)
 otplogin serve --outbox "$outbox" --debug-addr 127.0.0.1:6060 --max-sessions 2000 \
-  --max-sessions-per-client 2000 --conn-rate 100000 --client-codes 100000 &
+  --max-sessions-per-client 2000 --conn-rate 100000 --client-codes 100000 --codes-per-second 100000 --codes-per-hour 100000000 &
 otplogin load --outbox "$outbox" --debug-addr 127.0.0.1:6060 --sessions 1000 --concurrency 32
 `,
 		Args: noArgs,

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/otplogin/otplogin/mail"
+	"github.com/otplogin/otplogin/otp"
 )
 
 // readConfig reads the settings command takes from its flags in fs and the
@@ -28,11 +29,39 @@ func readConfig(fs *pflag.FlagSet, getenv func(string) string, command commands)
 			return nil, err
 		}
 	}
-	if command&cmdService != 0 && c.RedisURL != "" && len(c.OTP.Key) == 0 {
-		return nil, secret.fail(fmt.Errorf("required with %s: replicas must share it; e.g. %s=$(openssl rand -hex 32)",
-			redisURL.label(), secret.Env))
+	if command == cmdServe && !c.Mail.Configured() && !c.DevMailPublic && !isLoopbackListen(c.Serve.Listen) {
+		// Nobody beyond this host could read a code: an SMTP setting was
+		// most likely forgotten.
+		return nil, listen.fail(fmt.Errorf("%q is beyond loopback, but no SMTP server is set, so codes only reach the dev outbox here; set %s, or %s to mean it",
+			c.Serve.Listen, smtpURL.label(), devMailPublic.label()))
+	}
+	if command&cmdService != 0 {
+		if c.RedisURL != "" && len(c.OTP.Key) == 0 {
+			return nil, secret.fail(fmt.Errorf("required with %s: replicas must share it; e.g. %s=$(openssl rand -hex 32)",
+				redisURL.label(), secret.Env))
+		}
+		// Limits bound each other (a client's share is at most the
+		// address's total), which no single setting can check.
+		if err := otpError(c.OTP.Validate()); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
+}
+
+// otpError turns an *otp.FieldError into a *SettingError for the setting
+// that fills the field. Other errors are returned as they are.
+func otpError(err error) error {
+	var fe *otp.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	for _, s := range table {
+		if s.OTPField == fe.Field {
+			return s.fail(fe.Err)
+		}
+	}
+	return configError{err}
 }
 
 // chooseSMTPServer keeps one way of giving the SMTP server: --smtp-url or

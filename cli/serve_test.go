@@ -16,7 +16,18 @@ import (
 // TestServeStopsCleanly runs serve with its debug endpoint and stops it
 // once both listen, as SIGTERM would: it exits 143 and leaves no goroutine
 // behind.
+// With the dev mail server, listening beyond loopback takes
+// --dev-mail-public.
 func TestServeStopsCleanly(t *testing.T) {
+	for _, listen := range [][]string{
+		{"--listen", "127.0.0.1:0"},
+		{"--listen", "0.0.0.0:0", "--dev-mail-public"},
+	} {
+		t.Run(listen[1], func(t *testing.T) { testServeStopsCleanly(t, listen) })
+	}
+}
+
+func testServeStopsCleanly(t *testing.T, listen []string) {
 	leakcheck.Check(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -25,8 +36,8 @@ func TestServeStopsCleanly(t *testing.T) {
 	var stderr lockedBuffer
 	codec := make(chan int, 1)
 	go func() {
-		codec <- Run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--debug-addr", "127.0.0.1:0",
-			"--outbox", filepath.Join(dir, "outbox"), "--host-key", filepath.Join(dir, "host_key"), "--log-level", "debug"},
+		codec <- Run(ctx, append([]string{"serve", "--debug-addr", "127.0.0.1:0",
+			"--outbox", filepath.Join(dir, "outbox"), "--host-key", filepath.Join(dir, "host_key"), "--log-level", "debug"}, listen...),
 			IO{&stdout, &stderr, env(nil)})
 	}()
 	deadline := time.Now().Add(10 * time.Second)

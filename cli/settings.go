@@ -36,6 +36,9 @@ type setting struct {
 	// MailField is the mail.Config field the setting fills, so that a
 	// *mail.FieldError names the setting the operator gave.
 	MailField string
+	// OTPField is the otp.Config field the setting fills (a path such as
+	// "Limits.ClientFailures"), so that an *otp.FieldError names it.
+	OTPField string
 
 	value value
 }

@@ -33,6 +33,10 @@ type Config struct {
 	RedisURL  string    // "": codes in memory
 	DebugAddr string    // loopback address of /stats and /debug/pprof; "": off
 
+	// DevMailPublic lets serve listen beyond loopback while mail goes to
+	// the dev mail server.
+	DevMailPublic bool
+
 	MailTestTo string       // mail-test --to, normalised
 	Load       load.Options // otplogin load's flags
 
@@ -92,6 +96,9 @@ var (
 	mailTestTo = def(setting{Flag: "to", For: cmdMailTest,
 		Help: "address to send the test message to (required)"},
 		parsed(otp.NormalizeAddress), "", func(c *Config) *string { return &c.MailTestTo })
+	devMailPublic = def(setting{Flag: "dev-mail-public", Env: "OTPLOGIN_DEV_MAIL_PUBLIC", For: cmdServe,
+		Help: "let serve listen beyond loopback with the dev mail server, whose codes only this host's outbox sees"},
+		boolean(), false, func(c *Config) *bool { return &c.DevMailPublic })
 	listen = def(setting{Flag: "listen", Env: "OTPLOGIN_LISTEN", For: cmdServe,
 		Help: "address the SSH server listens on; :23234 accepts connections from other hosts"},
 		text(checkHostPort), serve.DefaultListen, func(c *Config) *string { return &c.Serve.Listen })
@@ -125,7 +132,7 @@ var table = []*setting{
 
 	redisURL,
 	secret,
-	def(setting{Flag: "code-ttl", Env: "OTPLOGIN_CODE_TTL", For: cmdService,
+	def(setting{Flag: "code-ttl", OTPField: "TTL", Env: "OTPLOGIN_CODE_TTL", For: cmdService,
 		Help: "how long a code verifies; the screen's countdown and the email follow it"},
 		duration(time.Minute, time.Hour), otp.DefaultTTL, func(c *Config) *time.Duration { return &c.OTP.TTL }),
 
@@ -140,6 +147,7 @@ var table = []*setting{
 		log.InfoLevel, func(c *Config) *log.Level { return &c.LogLevel }),
 
 	listen,
+	devMailPublic,
 	hostKey,
 	def(setting{Flag: "max-sessions", Env: "OTPLOGIN_MAX_SESSIONS", For: cmdServe,
 		Help: "live SSH sessions on the server"},
@@ -150,9 +158,24 @@ var table = []*setting{
 	def(setting{Flag: "conn-rate", Env: "OTPLOGIN_CONN_RATE", For: cmdServe,
 		Help: "new SSH connections per second per client address, in bursts of up to 10"},
 		number[rate.Limit](0, maxConnRate), serve.DefaultConnRate, func(c *Config) *rate.Limit { return &c.Serve.ConnRate }),
-	def(setting{Flag: "client-codes", Env: "OTPLOGIN_CLIENT_CODES", For: cmdServe,
+	def(setting{Flag: "client-codes", OTPField: "Limits.ClientIssues", Env: "OTPLOGIN_CLIENT_CODES", For: cmdServe,
 		Help: "codes per hour per client address"},
 		whole(1, maxClientCodes), otp.DefaultLimits().ClientIssues, func(c *Config) *int { return &c.OTP.Limits.ClientIssues }),
+	def(setting{Flag: "client-address-codes", OTPField: "Limits.ClientAddressIssues", Env: "OTPLOGIN_CLIENT_ADDRESS_CODES", For: cmdServe,
+		Help: "codes per hour one client address may have sent to one email address", Default: "3, or --address-codes if lower"},
+		whole(1, 100), 0, func(c *Config) *int { return &c.OTP.Limits.ClientAddressIssues }),
+	def(setting{Flag: "address-codes", OTPField: "Limits.AddressIssues", Env: "OTPLOGIN_ADDRESS_CODES", For: cmdServe,
+		Help: "codes per hour to one email address, all clients together"},
+		whole(1, 100), otp.DefaultLimits().AddressIssues, func(c *Config) *int { return &c.OTP.Limits.AddressIssues }),
+	def(setting{Flag: "client-failures", OTPField: "Limits.ClientFailures", Env: "OTPLOGIN_CLIENT_FAILURES", For: cmdServe,
+		Help: "wrong codes per hour one client address may enter for one email address (all clients together: 100)"},
+		whole(1, 100), otp.DefaultLimits().ClientFailures, func(c *Config) *int { return &c.OTP.Limits.ClientFailures }),
+	def(setting{Flag: "codes-per-second", OTPField: "Limits.GlobalIssuesPerSecond", Env: "OTPLOGIN_CODES_PER_SECOND", For: cmdServe,
+		Help: "codes the server mails per second, all addresses and clients together (shared by replicas through Redis)"},
+		whole(1, 100_000), otp.DefaultLimits().GlobalIssuesPerSecond, func(c *Config) *int { return &c.OTP.Limits.GlobalIssuesPerSecond }),
+	def(setting{Flag: "codes-per-hour", OTPField: "Limits.GlobalIssuesPerHour", Env: "OTPLOGIN_CODES_PER_HOUR", For: cmdServe,
+		Help: "codes the server mails per hour, all addresses and clients together"},
+		whole(1, 100_000_000), otp.DefaultLimits().GlobalIssuesPerHour, func(c *Config) *int { return &c.OTP.Limits.GlobalIssuesPerHour }),
 	def(setting{Flag: "trusted-proxies", Env: "OTPLOGIN_TRUSTED_PROXIES", For: cmdServe,
 		Help:    "load balancers whose PROXY protocol header (v1 or v2) names the real client: IP addresses or CIDR prefixes, comma-separated",
 		Default: "none"},
@@ -267,6 +290,18 @@ func checkLoopback(v string) error {
 		return notA("a loopback address and port, e.g. 127.0.0.1:6060")
 	}
 	return nil
+}
+
+// isLoopbackListen reports whether a listen address accepts connections
+// from this host only: a loopback IP or "localhost". ":port" and "" listen
+// everywhere.
+func isLoopbackListen(v string) bool {
+	host, _, err := net.SplitHostPort(v)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return host == "localhost" || err == nil && ip.IsLoopback()
 }
 
 // checkLoopbackHost refuses a load target off this host: load tests run

@@ -1,7 +1,6 @@
 package otp
 
 import (
-	"fmt"
 	"time"
 )
 
@@ -180,13 +179,13 @@ func (l *Limits) fill(ttl time.Duration) error {
 			*f.v = f.def
 		}
 		if *f.v < f.min || *f.v > f.max {
-			return fmt.Errorf("otp: Limits.%s must be %v..%v, got %v", f.name, f.min, f.max, *f.v)
+			return fieldError("Limits."+f.name, "must be %v..%v, got %v", f.min, f.max, *f.v)
 		}
 	}
 	// The bounds above still allow 100 guesses a minute; what keeps a code
 	// unguessable is the rate, so that is bounded too.
 	if int64(l.FailureBudget)*int64(time.Hour) > maxFailuresPerHour*int64(l.FailureWindow) {
-		return fmt.Errorf("otp: Limits.FailureBudget per FailureWindow must be at most %d an hour, got %d per %v",
+		return fieldError("Limits.FailureBudget", "per FailureWindow must be at most %d an hour, got %d per %v",
 			maxFailuresPerHour, l.FailureBudget, l.FailureWindow)
 	}
 	return nil
@@ -198,7 +197,7 @@ func fillInts(fields ...intField) error {
 			*f.v = f.def
 		}
 		if *f.v < f.min || *f.v > f.max {
-			return fmt.Errorf("otp: Limits.%s must be %d..%d, got %d", f.name, f.min, f.max, *f.v)
+			return fieldError("Limits."+f.name, "must be %d..%d, got %d", f.min, f.max, *f.v)
 		}
 	}
 	return nil

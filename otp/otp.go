@@ -137,6 +137,25 @@ func New(cfg Config, store Store, sender Sender) (*Service, error) {
 	}, nil
 }
 
+// Validate reports the first field of c that New would refuse, as a
+// *FieldError, without building a Service.
+func (c Config) Validate() error { return c.fill() }
+
+// A FieldError says which Config field is out of bounds and why. Field is
+// the field's path in Config, e.g. "TTL" or "Limits.ClientFailures".
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return "otp: " + e.Field + " " + e.Err.Error() }
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldError(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
 // fill replaces zero fields with defaults and checks the bounds.
 func (c *Config) fill() error {
 	switch {
@@ -144,19 +163,19 @@ func (c *Config) fill() error {
 		c.Key = make([]byte, 32)
 		_, _ = rand.Read(c.Key) // never fails; see crypto/rand.Read
 	case len(c.Key) < minKeyLen:
-		return fmt.Errorf("otp: Key must be at least %d bytes, got %d", minKeyLen, len(c.Key))
+		return fieldError("Key", "must be at least %d bytes, got %d", minKeyLen, len(c.Key))
 	}
 	if c.CodeLength == 0 {
 		c.CodeLength = defaultCodeLength
 	}
 	if c.CodeLength < minCodeLength || c.CodeLength > maxCodeLength {
-		return fmt.Errorf("otp: CodeLength must be %d..%d, got %d", minCodeLength, maxCodeLength, c.CodeLength)
+		return fieldError("CodeLength", "must be %d..%d, got %d", minCodeLength, maxCodeLength, c.CodeLength)
 	}
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL
 	}
 	if c.TTL < minTTL || c.TTL > maxTTL {
-		return fmt.Errorf("otp: TTL must be %v..%v, got %v", minTTL, maxTTL, c.TTL)
+		return fieldError("TTL", "must be %v..%v, got %v", minTTL, maxTTL, c.TTL)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
