@@ -163,7 +163,8 @@ func TestGlobalCapFreesAtExpiry(t *testing.T) {
 }
 
 // TestKeys checks what a dump of the database shows: no address or client
-// in key names, and an expiry on every key but the shared index.
+// in key names, every name under the prefix as a hash tag, and an expiry
+// on every key but the shared index.
 func TestKeys(t *testing.T) {
 	srv := redistest.Start(t)
 	s := open(t, srv, Options{Prefix: "keys:"})
@@ -182,14 +183,14 @@ func TestKeys(t *testing.T) {
 		t.Errorf("keys = %q, want code, failures, two issue counters and the index", keys)
 	}
 	for _, k := range keys {
-		if !strings.HasPrefix(k, "keys:") || strings.Contains(k, "erin") || strings.Contains(k, client) {
+		if !strings.HasPrefix(k, "{keys:}") || strings.Contains(k, "erin") || strings.Contains(k, client) {
 			t.Errorf("key %q: want the prefix and no address or client", k)
 		}
 		ttl, err := rdb.PTTL(testCtx(t), k).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if k == "keys:pending" {
+		if k == "{keys:}pending" {
 			continue
 		}
 		// The code matters until its expiry, 5 minutes; counters for an hour.
