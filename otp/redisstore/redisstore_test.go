@@ -38,13 +38,20 @@ func testCtx(t *testing.T) context.Context {
 // open connects a store with a prefix of its own to srv.
 func open(t *testing.T, srv *redistest.Server, opts Options) *Store {
 	t.Helper()
+	return openURL(t, srv.URL(), opts)
+}
+
+// openURL connects a store with a prefix of its own to the deployment url
+// names.
+func openURL(t *testing.T, url string, opts Options) *Store {
+	t.Helper()
 	if opts.Prefix == "" {
 		opts.Prefix = "test:" + strings.NewReplacer("/", ":", " ", "_").Replace(t.Name()) + ":"
 	}
 	if opts.Secret == nil {
 		opts.Secret = sharedKey
 	}
-	s, err := Open(testCtx(t), srv.URL(), opts)
+	s, err := Open(testCtx(t), url, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
