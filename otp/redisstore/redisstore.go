@@ -173,7 +173,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		timeout: opts.Timeout, clock: newServerClock()}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	if err := s.measure(ctx); err != nil {
+	if err := s.measure(ctx, "connect"); err != nil {
 		_ = s.rdb.Close()
 		return nil, err
 	}
@@ -370,7 +370,7 @@ func (s *Store) eval(ctx context.Context, op string, sc *script, keys []string, 
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	if !s.clock.fresh(s.clock.now()) {
-		if err := s.measure(ctx); err != nil {
+		if err := s.measure(ctx, op); err != nil {
 			return nil, err
 		}
 	}
@@ -378,51 +378,52 @@ func (s *Store) eval(ctx context.Context, op string, sc *script, keys []string, 
 	if left <= 0 {
 		return nil, s.unavailable(op, context.DeadlineExceeded)
 	}
-	t0 := s.clock.now()
-	args = append(args, s.clock.toRedis(t0+left-left/10))
-	v, err := s.evalsha(ctx, sc, keys, args)
-	t1 := s.clock.now()
-	if err != nil {
-		return nil, s.unavailable(op, err)
-	}
-	r, ok := v.([]any)
-	if !ok || len(r) < 3 {
-		return nil, s.unavailable(op, fmt.Errorf("unexpected script reply %v", v))
-	}
-	at, err := redisTime(r[1], r[2])
-	if err != nil {
-		return nil, s.unavailable(op, err)
-	}
-	s.clock.sample(t0, t1, at)
+	status, result, err := s.guarded(ctx, sc, keys, append(args, s.clock.toRedis(s.clock.now()+left-left/10)))
 	switch {
-	case r[0] == "late":
+	case err != nil:
+		return nil, s.unavailable(op, err)
+	case status == "late":
 		return nil, s.unavailable(op, errLate)
-	case r[0] == "done" && len(r) == 4:
-		return r[3], nil
 	}
-	return nil, s.unavailable(op, fmt.Errorf("unexpected script reply %v", v))
+	return result, nil
 }
 
 // measure samples Redis's clock with a script that does nothing, on the
 // server that holds the keys.
-func (s *Store) measure(ctx context.Context) error {
-	t0 := s.clock.now()
+func (s *Store) measure(ctx context.Context, op string) error {
 	// The deadline is far ahead: nothing to guard.
-	v, err := s.evalsha(ctx, clockScript, []string{s.key("pending", "")}, []any{int64(1) << 53})
+	if _, _, err := s.guarded(ctx, clockScript, []string{s.key("pending", "")}, []any{int64(1) << 53}); err != nil {
+		return s.unavailable(op, err)
+	}
+	return nil
+}
+
+// guarded runs sc, whose last argument is its deadline, and keeps the
+// server's TIME that its reply carries as a clock sample. It returns the
+// reply's status, "done" or "late", and the body's result.
+func (s *Store) guarded(ctx context.Context, sc *script, keys []string, args []any) (string, any, error) {
+	t0 := s.clock.now()
+	v, err := s.evalsha(ctx, sc, keys, args)
 	t1 := s.clock.now()
 	if err != nil {
-		return s.unavailable("connect", err)
+		return "", nil, err
 	}
 	r, ok := v.([]any)
 	if !ok || len(r) < 3 {
-		return s.unavailable("connect", fmt.Errorf("unexpected script reply %v", v))
+		return "", nil, fmt.Errorf("unexpected script reply %v", v)
 	}
 	at, err := redisTime(r[1], r[2])
 	if err != nil {
-		return s.unavailable("connect", err)
+		return "", nil, err
 	}
 	s.clock.sample(t0, t1, at)
-	return nil
+	switch status, _ := r[0].(string); {
+	case status == "late" && len(r) == 3:
+		return status, nil, nil
+	case status == "done" && len(r) == 4:
+		return status, r[3], nil
+	}
+	return "", nil, fmt.Errorf("unexpected script reply %v", v)
 }
 
 // redisTime reads TIME's two fields, seconds and microseconds.
