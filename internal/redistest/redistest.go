@@ -1,6 +1,8 @@
-// Package redistest runs a throwaway redis-server for tests: its own process
-// on a free loopback port with its data in t.TempDir(), no persistence, and
-// stopped when the test ends.
+// Package redistest runs throwaway Redis deployments for tests, each from
+// real redis-server processes on free loopback ports with their data in
+// t.TempDir(), no persistence, and stopped when the test ends: one server
+// (Start, StartWith: TLS, extra settings), a Redis Cluster (StartCluster)
+// and a Sentinel group (StartSentinel).
 //
 // When redis-server is not installed the test is skipped, except under CI
 // (the CI environment variable is set), where it fails: CI must never pass by
@@ -11,6 +13,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -31,12 +34,28 @@ const (
 	stopTimeout  = 5 * time.Second
 )
 
+// Config says how to run one server. The zero value is a plain server.
+type Config struct {
+	// Args are extra redis-server arguments, e.g. "--maxmemory-policy",
+	// "allkeys-lru".
+	Args []string
+	// TLS, when set, makes the server speak only TLS, with a certificate
+	// for 127.0.0.1 and localhost issued by this CA.
+	TLS *CA
+	// Conf is written to a file in the server's directory and passed as
+	// its config file; a Sentinel keeps its state there.
+	Conf string
+	// Sentinel runs the server as a Redis Sentinel (Conf is required).
+	Sentinel bool
+}
+
 // Server is a redis-server process owned by one test.
 type Server struct {
 	t    testing.TB
 	bin  string
 	dir  string
 	port int
+	cfg  Config
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -49,14 +68,17 @@ type Server struct {
 // the CI environment variable is set.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("redistest: redis-server is required in CI: %v", err)
-		}
-		t.Skipf("redistest: redis-server not installed (apt-get install redis-server): %v", err)
+	return StartWith(t, Config{})
+}
+
+// StartWith is Start with a Config.
+func StartWith(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	bin := need(t, "redis-server", "redis-server")
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), cfg: cfg}
+	if cfg.TLS != nil {
+		cfg.TLS.writeServerFiles(t, s.dir)
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
 	t.Cleanup(s.Stop)
 	// Another process may grab the port between freePort and redis-server
 	// binding it, so try a few ports before giving up.
@@ -72,11 +94,69 @@ func Start(t testing.TB) *Server {
 	}
 }
 
+// need finds a program or skips the test, failing it under CI.
+func need(t testing.TB, prog, pkg string) string {
+	t.Helper()
+	bin, err := exec.LookPath(prog)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redistest: %s is required in CI: %v", prog, err)
+		}
+		t.Skipf("redistest: %s not installed (apt-get install %s): %v", prog, pkg, err)
+	}
+	return bin
+}
+
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
-// URL is a redis:// URL for database 0 of the server.
-func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+// Port is the server's TCP port.
+func (s *Server) Port() int { return s.port }
+
+// URL is a redis:// URL (rediss:// with TLS) for database 0 of the server.
+func (s *Server) URL() string {
+	if s.cfg.TLS != nil {
+		return "rediss://" + s.Addr() + "/0"
+	}
+	return "redis://" + s.Addr() + "/0"
+}
+
+// Dir is the server's working directory.
+func (s *Server) Dir() string { return s.dir }
+
+// Freeze stops the process with SIGSTOP, as a Redis stalled by the kernel,
+// a full disk or a fork would be: connections and commands are accepted by
+// the kernel and queue until Thaw.
+func (s *Server) Freeze() { s.signal(sigStop) }
+
+// Thaw resumes a frozen server with SIGCONT.
+func (s *Server) Thaw() { s.signal(sigCont) }
+
+// Kill ends the server with SIGKILL, as a crash would, and waits for it.
+func (s *Server) Kill() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+	_ = s.log.Close()
+}
+
+func (s *Server) signal(sig os.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || sig == nil {
+		s.t.Fatalf("redistest: signal %v to a stopped server or on a system without it", sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: %v: %v", sig, err)
+	}
+}
 
 // Stop terminates the server and waits for it to exit. Stopping a stopped
 // server does nothing.
@@ -86,6 +166,9 @@ func (s *Server) Stop() {
 	defer s.mu.Unlock()
 	if s.cmd == nil {
 		return
+	}
+	if sigCont != nil {
+		_ = s.cmd.Process.Signal(sigCont) // a frozen server cannot act on SIGINT
 	}
 	_ = s.cmd.Process.Signal(os.Interrupt)
 	select {
@@ -123,14 +206,33 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.bin,
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-		"--daemonize", "no",
-	)
+	var args []string
+	if s.cfg.Conf != "" {
+		conf := filepath.Join(s.dir, "redis.conf")
+		if err := os.WriteFile(conf, []byte(s.cfg.Conf), 0o600); err != nil {
+			logf.Close()
+			return err
+		}
+		args = append(args, conf)
+	}
+	if s.cfg.Sentinel {
+		args = append(args, "--sentinel")
+	}
+	port := "--port"
+	if s.cfg.TLS != nil {
+		args = append(args, "--port", "0",
+			"--tls-cert-file", filepath.Join(s.dir, "server.crt"),
+			"--tls-key-file", filepath.Join(s.dir, "server.key"),
+			"--tls-ca-cert-file", filepath.Join(s.dir, "ca.crt"),
+			"--tls-auth-clients", "no")
+		port = "--tls-port"
+	}
+	args = append(args, port, strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir, "--daemonize", "no")
+	if !s.cfg.Sentinel {
+		args = append(args, "--save", "", "--appendonly", "no")
+	}
+	args = append(args, s.cfg.Args...)
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	setProcAttr(cmd)
 	if err := cmd.Start(); err != nil {
@@ -142,7 +244,7 @@ func (s *Server) start() error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	if err := waitPing(ctx, s.Addr(), done); err != nil {
+	if err := waitPing(ctx, s.Addr(), s.tlsConfig(), done); err != nil {
 		_ = cmd.Process.Kill()
 		<-done
 		logf.Close()
@@ -153,12 +255,20 @@ func (s *Server) start() error {
 	return nil
 }
 
+// tlsConfig is how a client reaches the server: nil for cleartext.
+func (s *Server) tlsConfig() *tls.Config {
+	if s.cfg.TLS == nil {
+		return nil
+	}
+	return s.cfg.TLS.ClientConfig()
+}
+
 // waitPing polls until the server answers PING, it exits, or ctx ends.
-func waitPing(ctx context.Context, addr string, exited <-chan struct{}) error {
+func waitPing(ctx context.Context, addr string, tc *tls.Config, exited <-chan struct{}) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		err := ping(ctx, addr)
+		err := ping(ctx, addr, tc)
 		if err == nil {
 			return nil
 		}
@@ -172,9 +282,15 @@ func waitPing(ctx context.Context, addr string, exited <-chan struct{}) error {
 	}
 }
 
-func ping(ctx context.Context, addr string) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+// ping sends PING in the inline protocol, which needs no client library.
+func ping(ctx context.Context, addr string, tc *tls.Config) error {
+	var conn net.Conn
+	var err error
+	if tc != nil {
+		conn, err = (&tls.Dialer{Config: tc}).DialContext(ctx, "tcp", addr)
+	} else {
+		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return err
 	}

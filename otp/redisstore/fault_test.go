@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -141,8 +142,8 @@ func TestNoPileUp(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatal("the burst outlived the test context: calls waited past the store timeout")
 	}
-	if st := s.rdb.PoolStats(); int(st.TotalConns) > s.rdb.Options().PoolSize {
-		t.Errorf("pool holds %d connections, more than PoolSize %d", st.TotalConns, s.rdb.Options().PoolSize)
+	if st := s.rdb.PoolStats(); int(st.TotalConns) > s.rdb.(*redis.Client).Options().PoolSize {
+		t.Errorf("pool holds %d connections, more than PoolSize %d", st.TotalConns, s.rdb.(*redis.Client).Options().PoolSize)
 	}
 	resume()
 
@@ -165,4 +166,158 @@ func newReplicasWith(t *testing.T, srv *redistest.Server, opts Options) replicas
 	}
 	r.a, r.b = svc(), svc()
 	return r
+}
+
+// frozen runs call against srv frozen with SIGSTOP, as a Redis stalled by
+// the kernel or a slow fork would be: the command reaches the server's
+// socket but runs only after Thaw, when the caller has long given up. It
+// returns once the server has run every command that queued meanwhile.
+func frozen(t *testing.T, srv *redistest.Server, call func(ctx context.Context) error) {
+	t.Helper()
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { admin.Close() })
+	before := scriptCalls(t, admin)
+
+	srv.Freeze()
+	ctx := testCtx(t)
+	err := call(ctx)
+	srv.Thaw()
+	wantUnavailable(t, ctx, err, "")
+
+	// The admin connection's own commands are not ordered with the frozen
+	// one's, so wait for the script to be counted instead.
+	deadline := time.Now().Add(5 * time.Second)
+	for scriptCalls(t, admin) == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the script sent to the frozen server never ran")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// warm runs every script once, so the server has them all loaded when it
+// is frozen: a late EVALSHA of an unknown script would fail with NOSCRIPT
+// and prove nothing.
+func warm(t *testing.T, s *Store) {
+	t.Helper()
+	const addr = "warm@example.com"
+	issue(t, s, addr, "warm", base)
+	if _, err := s.Attempt(testCtx(t), addr, "c", base, testLimits); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Discard(testCtx(t), addr, []byte("h")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// scriptCalls is how many scripts the server has run (EVAL and EVALSHA,
+// failed ones included).
+func scriptCalls(t *testing.T, rdb *redis.Client) int {
+	t.Helper()
+	info, err := rdb.Info(testCtx(t), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(info, "\r\n") {
+		for _, cmd := range []string{"cmdstat_eval:", "cmdstat_evalsha:"} {
+			if rest, ok := strings.CutPrefix(line, cmd+"calls="); ok {
+				c, _, _ := strings.Cut(rest, ",")
+				v, err := strconv.Atoi(c)
+				if err != nil {
+					t.Fatalf("commandstats line %q: %v", line, err)
+				}
+				n += v
+			}
+		}
+	}
+	return n
+}
+
+// TestNoEffectAfterTimeout: a call that timed out while Redis was stalled
+// does nothing when Redis runs it later. Before scripts checked a deadline,
+// a Request left a code that was never mailed, spent an issue slot, and
+// made the retry answer "already sent".
+func TestNoEffectAfterTimeout(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	exists := func(t *testing.T, key string) bool {
+		t.Helper()
+		n, err := rdb.Exists(testCtx(t), key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+
+	t.Run("request", func(t *testing.T) {
+		lim := otp.DefaultLimits()
+		lim.AddressIssues, lim.ClientAddressIssues = 1, 1 // a spent slot would refuse the retry
+		store := open(t, srv, Options{Timeout: faultTimeout})
+		mail := &recorder{}
+		svc, err := otp.New(otp.Config{Key: sharedKey, Limits: lim}, store, mail)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { svc.Close() })
+		const addr, client = "dave@example.com", "192.0.2.9"
+		warm(t, store)
+
+		frozen(t, srv, func(ctx context.Context) error {
+			_, err := svc.Request(ctx, addr, client)
+			return err
+		})
+		if mail.sent != 0 {
+			t.Fatalf("%d mails sent by a Request that failed", mail.sent)
+		}
+		if err := svc.Verify(testCtx(t), addr, "c", "123456"); !errors.Is(err, otp.ErrNoCode) {
+			t.Errorf("Verify after the stall: %v, want ErrNoCode (an orphan code was stored)", err)
+		}
+		id := store.names.name('a', addr)
+		if exists(t, store.key("issues:addr:", id)) || exists(t, store.key("issues:client:", store.names.name('c', client))) {
+			t.Error("the timed-out Request spent an issue slot")
+		}
+		tk, err := svc.Request(testCtx(t), addr, client)
+		if err != nil || tk.AlreadySent || mail.sent != 1 {
+			t.Fatalf("retry after the stall = %+v, %v with %d sent; want a new code sent", tk, err, mail.sent)
+		}
+		if err := svc.Verify(testCtx(t), addr, "c", mail.code(t, addr)); err != nil {
+			t.Fatalf("Verify of the retry's code: %v", err)
+		}
+	})
+
+	t.Run("attempt", func(t *testing.T) {
+		store := open(t, srv, Options{Timeout: faultTimeout})
+		const addr = "erin@example.com"
+		warm(t, store)
+		issue(t, store, addr, "c", base)
+		frozen(t, srv, func(ctx context.Context) error {
+			_, err := store.Attempt(ctx, addr, "c", base, testLimits)
+			return err
+		})
+		id := store.names.name('a', addr)
+		if exists(t, store.key("fail:", id)) {
+			t.Error("the timed-out Attempt charged the failure budget")
+		}
+		p, err := store.Attempt(testCtx(t), addr, "c", base, testLimits)
+		if err != nil || p.Attempts != 1 {
+			t.Fatalf("Attempt after the stall = %d attempts, %v; want the first attempt", p.Attempts, err)
+		}
+	})
+
+	t.Run("consume", func(t *testing.T) {
+		store := open(t, srv, Options{Timeout: faultTimeout})
+		const addr = "fay@example.com"
+		warm(t, store)
+		issue(t, store, addr, "c", base)
+		frozen(t, srv, func(ctx context.Context) error {
+			_, err := store.Consume(ctx, addr, "c", []byte("h"))
+			return err
+		})
+		won, err := store.Consume(testCtx(t), addr, "c", []byte("h"))
+		if err != nil || !won {
+			t.Fatalf("Consume after the stall = %v, %v; want the code still there to consume", won, err)
+		}
+	})
 }

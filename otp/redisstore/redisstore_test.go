@@ -46,13 +46,20 @@ func testCtx(t *testing.T) context.Context {
 // open connects a store with a prefix of its own to srv.
 func open(t *testing.T, srv *redistest.Server, opts Options) *Store {
 	t.Helper()
+	return openURL(t, srv.URL(), opts)
+}
+
+// openURL connects a store with a prefix of its own to the deployment url
+// names.
+func openURL(t *testing.T, url string, opts Options) *Store {
+	t.Helper()
 	if opts.Prefix == "" {
 		opts.Prefix = "test:" + strings.NewReplacer("/", ":", " ", "_").Replace(t.Name()) + ":"
 	}
 	if opts.Secret == nil {
 		opts.Secret = sharedKey
 	}
-	s, err := Open(testCtx(t), srv.URL(), opts)
+	s, err := Open(testCtx(t), url, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -82,16 +89,30 @@ func TestOpenErrors(t *testing.T) {
 	port := srv.Addr()[strings.LastIndexByte(srv.Addr(), ':'):]
 	srv.Stop() // a port where nothing listens
 
+	local := "127.0.0.1" + port
 	tests := []struct {
 		name, url   string
 		unavailable bool
+		says        string
 	}{
-		{"scheme", "http://127.0.0.1:6379", false},
-		{"bad port keeps password secret", "redis://user:s3cret@127.0.0.1:notaport/0", false},
-		{"nothing listening", "redis://user:s3cret@127.0.0.1" + port + "/0", true},
+		{"scheme", "http://127.0.0.1:6379", false, "scheme"},
+		{"bad port keeps password secret", "redis://user:s3cret@127.0.0.1:notaport/0", false, "invalid Redis URL"},
+		{"nothing listening", "redis://user:s3cret@" + local + "/0", true, "Redis at " + local},
+		{"cluster: nothing listening", "redis://user:s3cret@" + local + "?addr=" + local, true, "Redis Cluster at " + local},
+		{"sentinel: nothing listening", "redis://user:s3cret@" + local + "/0?master_name=m&password=s3cret", true, `master "m" of the Sentinels at ` + local},
 		// Refused before dialing: with it the password would go to anyone
 		// on the path who presents a certificate.
-		{"skip_verify", "rediss://user:s3cret@127.0.0.1" + port + "/0?skip_verify=true", false},
+		{"skip_verify", "rediss://user:s3cret@" + local + "/0?skip_verify=true", false, "skip_verify"},
+		{"cluster: skip_verify", "rediss://user:s3cret@" + local + "?addr=" + local + "&skip_verify=true", false, "skip_verify"},
+		{"sentinel: skip_verify", "rediss://user:s3cret@" + local + "/0?master_name=m&skip_verify=true", false, "skip_verify"},
+		// Cleartext off loopback is refused before dialing too (these
+		// documentation addresses would otherwise time out: unavailable).
+		{"cleartext to a network host", "redis://user:s3cret@192.0.2.10:6379/0", false, "192.0.2.10:6379, which is not a loopback address"},
+		{"cluster: cleartext to one seed", "redis://user:s3cret@" + local + "?addr=192.0.2.10:7001", false, "192.0.2.10:7001, which is not a loopback"},
+		{"sentinel: cleartext to one sentinel", "redis://" + local + "/0?master_name=m&password=s3cret&addr=[2001:db8::1]:26379", false, "[2001:db8::1]:26379, which is not a loopback"},
+		// Every call writes: the master it must be.
+		{"sentinel: replica_only", "redis://" + local + "/0?master_name=m&replica_only=true", false, "replica_only"},
+		{"sentinel: route_randomly", "redis://" + local + "/0?master_name=m&route_randomly=true", false, "route_randomly"},
 	}
 	t.Run("no secret", func(t *testing.T) {
 		if s, err := Open(testCtx(t), "redis://127.0.0.1"+port, Options{Secret: []byte("short")}); err == nil || !strings.Contains(err.Error(), "Secret") {
@@ -113,6 +134,9 @@ func TestOpenErrors(t *testing.T) {
 			}
 			if got := errors.Is(err, otp.ErrUnavailable); got != tt.unavailable {
 				t.Errorf("errors.Is(%v, ErrUnavailable) = %v, want %v", err, got, tt.unavailable)
+			}
+			if !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("err = %v, want it to say %q", err, tt.says)
 			}
 		})
 	}
@@ -171,7 +195,8 @@ func TestGlobalCapFreesAtExpiry(t *testing.T) {
 }
 
 // TestKeys checks what a dump of the database shows: no address or client
-// in key names, and an expiry on every key but the shared index.
+// in key names, every name under the prefix as a hash tag, and an expiry
+// on every key but the shared index.
 func TestKeys(t *testing.T) {
 	srv := redistest.Start(t)
 	s := open(t, srv, Options{Prefix: "keys:"})
@@ -190,14 +215,14 @@ func TestKeys(t *testing.T) {
 		t.Errorf("keys = %q, want the code, the index, the global rate's two counters, and failures and issues for the address and for the client's share of it, and the client's issues", keys)
 	}
 	for _, k := range keys {
-		if !strings.HasPrefix(k, "keys:") || strings.Contains(k, "erin") || strings.Contains(k, client) {
+		if !strings.HasPrefix(k, "{keys:}") || strings.Contains(k, "erin") || strings.Contains(k, client) {
 			t.Errorf("key %q: want the prefix and no address or client", k)
 		}
 		ttl, err := rdb.PTTL(testCtx(t), k).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if k == "keys:pending" {
+		if k == "{keys:}pending" {
 			continue
 		}
 		// The code matters until its expiry, 5 minutes; counters for an hour.
