@@ -38,12 +38,21 @@ func openService(ctx context.Context, c *Config, m *mailer, logger *log.Logger) 
 		// go-redis logs through a process-wide logger that writes to stderr,
 		// under the local UI; send it to the operator log instead.
 		redis.SetLogger(redisLog{logger})
-		rs, err := redisstore.Open(ctx, c.RedisURL, redisstore.Options{Secret: c.OTP.Key})
-		if err != nil {
-			if errors.Is(err, otp.ErrUnavailable) {
-				// Not a bad setting (exit 1), but say which one to check.
-				return nil, fmt.Errorf("%s: %w", redisURL.label(), err)
-			}
+		rs, err := redisstore.Open(ctx, c.RedisURL, redisstore.Options{
+			Secret:         c.OTP.Key,
+			AllowCleartext: c.RedisAllowCleartext,
+			CAFile:         c.RedisCAFile,
+			Logger:         slog.New(logger),
+		})
+		switch {
+		case errors.Is(err, otp.ErrUnavailable):
+			// Not a bad setting (exit 1), but say which one to check.
+			return nil, fmt.Errorf("%s: %w", redisURL.label(), err)
+		case errors.Is(err, redisstore.ErrCAFile):
+			return nil, redisCAFile.fail(err)
+		case errors.Is(err, redisstore.ErrCleartext):
+			return nil, redisURL.fail(fmt.Errorf("%w; %s allows it", err, redisAllowCleartext.label()))
+		case err != nil:
 			return nil, redisURL.fail(err)
 		}
 		store, cs.store = rs, rs

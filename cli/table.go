@@ -31,7 +31,10 @@ type Config struct {
 	LogFormat string    // serve's log on stderr: text, logfmt, json; "": text on a terminal
 	LogLevel  log.Level // the least level logged
 	RedisURL  string    // "": codes in memory
-	DebugAddr string    // loopback address of /stats and /debug/pprof; "": off
+
+	RedisAllowCleartext bool   // redis:// beyond loopback
+	RedisCAFile         string // extra roots for rediss://
+	DebugAddr           string // loopback address of /stats and /debug/pprof; "": off
 
 	// DevMailPublic lets serve listen beyond loopback while mail goes to
 	// the dev mail server.
@@ -71,10 +74,16 @@ var (
 		"", func(c *Config) *mail.Security { return &c.Mail.Security })
 
 	redisURL = def(setting{Flag: "redis-url", Env: "OTPLOGIN_REDIS_URL", For: cmdService, Secret: true,
-		Help:    "share codes and limits between replicas through Redis, redis://[user:pass@]host:port/db or rediss:// for TLS; needs OTPLOGIN_SECRET",
+		Help:    "share codes and limits between replicas through Redis: rediss://[user:pass@]host:port/db (redis:// without TLS), ?addr=host:port for each more Cluster node, or ?master_name=NAME&addr=... for Sentinel; needs OTPLOGIN_SECRET",
 		More:    "A password in a flag shows in `ps`: prefer the variable.",
 		Default: "codes in memory"},
 		text(nil), "", func(c *Config) *string { return &c.RedisURL })
+	redisAllowCleartext = def(setting{Flag: "redis-allow-cleartext", Env: "OTPLOGIN_REDIS_ALLOW_CLEARTEXT", For: cmdService,
+		Help: "allow redis:// without TLS to a server beyond loopback, on a network you trust"},
+		boolean(), false, func(c *Config) *bool { return &c.RedisAllowCleartext })
+	redisCAFile = def(setting{Flag: "redis-ca-file", Env: "OTPLOGIN_REDIS_CA_FILE", For: cmdService,
+		Help: "extra PEM roots for a rediss:// server with a private CA", Default: "the system roots"},
+		text(nil), "", func(c *Config) *string { return &c.RedisCAFile })
 	secret = def(setting{Env: "OTPLOGIN_SECRET", For: cmdService, Secret: true,
 		More:    "Every replica sharing a Redis needs the same one.",
 		Help:    "key the codes are hashed with, 32 bytes or more (openssl rand -hex 32); required with Redis",
@@ -131,6 +140,8 @@ var table = []*setting{
 	outbox,
 
 	redisURL,
+	redisAllowCleartext,
+	redisCAFile,
 	secret,
 	def(setting{Flag: "code-ttl", OTPField: "TTL", Env: "OTPLOGIN_CODE_TTL", For: cmdService,
 		Help: "how long a code verifies; the screen's countdown and the email follow it"},

@@ -136,7 +136,7 @@ func apply(s settings, scheme string, addrs []string, opts Options) error {
 	if cleartext && !opts.AllowCleartext {
 		for _, a := range addrs {
 			if !loopbackAddr(a) {
-				return fmt.Errorf("redisstore: cleartext redis:// to %s, which is not a loopback address: the password and every code hash would cross the network readable; use rediss://, or allow cleartext explicitly for a network you trust", a)
+				return fmt.Errorf("%w: redis:// to %s, which is not a loopback address: the password and every code hash would cross the network readable; use rediss://, or allow cleartext explicitly (Options.AllowCleartext) for a network you trust", ErrCleartext, a)
 			}
 		}
 	}
@@ -199,6 +199,16 @@ func loopbackAddr(addr string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
+// Errors of Open that name one option, so that a caller can say which of
+// its settings to fix.
+var (
+	// ErrCleartext: a redis:// URL names a server beyond loopback and
+	// Options.AllowCleartext is not set.
+	ErrCleartext = errors.New("redisstore: cleartext Redis beyond loopback")
+	// ErrCAFile: Options.CAFile cannot be read or holds no certificate.
+	ErrCAFile = errors.New("redisstore: CA file")
+)
+
 // rootsWith is the system roots plus the PEM certificates in caFile, or
 // nil (the system roots) without one, as mail does for SMTP.
 func rootsWith(caFile string) (*x509.CertPool, error) {
@@ -207,14 +217,14 @@ func rootsWith(caFile string) (*x509.CertPool, error) {
 	}
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: CA file: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrCAFile, err)
 	}
 	roots, err := x509.SystemCertPool()
 	if err != nil {
 		roots = x509.NewCertPool()
 	}
 	if !roots.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("redisstore: CA file %q holds no PEM certificate", caFile)
+		return nil, fmt.Errorf("%w: %q holds no PEM certificate", ErrCAFile, caFile)
 	}
 	return roots, nil
 }
