@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/otplogin/otplogin/internal/proccpu"
@@ -65,6 +67,9 @@ func rss() int64 {
 
 // DebugHandler serves Stats as JSON on /stats and the runtime profiles on
 // /debug/pprof/. It reveals internals: serve it on loopback only (ServeDebug).
+// It answers only requests whose Host is a loopback name or address: a web
+// page the operator opens could otherwise point its own host name at
+// 127.0.0.1 (DNS rebinding) and read the endpoint from the browser.
 func (s *Server) DebugHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
@@ -76,7 +81,33 @@ func (s *Server) DebugHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
+	return loopbackHostOnly(mux)
+}
+
+// loopbackHostOnly refuses requests whose Host header is not "localhost" or
+// a loopback IP address, with or without a port.
+func loopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isLoopbackHost(r.Host) {
+			http.Error(w, "forbidden: the debug endpoint answers only to a loopback host name", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func isLoopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1] // "[::1]" without a port
+	}
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
 }
 
 // ServeDebug serves DebugHandler on addr until ctx is cancelled. addr must be
