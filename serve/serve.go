@@ -22,6 +22,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,6 +188,16 @@ type Server struct {
 	sessionsTotal atomic.Int64
 	refused       atomic.Int64
 	turned        atomic.Int64
+	panics        atomic.Int64
+
+	hooks testHooks
+}
+
+// testHooks let tests inject a panic into goroutines of this package that no
+// real seam reaches (everything they run is this package's own code). All
+// nil outside tests.
+type testHooks struct {
+	window func(width, height int) // watch, for each window size it forwards
 }
 
 // New checks cfg, loads or creates the host key and returns a Server.
@@ -222,7 +233,14 @@ func New(cfg Config) (*Server, error) {
 				s.log.Debug("handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
 			}
 			srv.Handler = s.handleSession
+			// Only session channels; no global requests, subsystems or
+			// forwarding (the port-forwarding callbacks stay nil, which
+			// denies them). The maps are set here, so that the library's
+			// process-wide defaults, which any package may add to, open
+			// nothing.
 			srv.ChannelHandlers = map[string]ssh.ChannelHandler{"session": s.sessionChannel}
+			srv.RequestHandlers = map[string]ssh.RequestHandler{}
+			srv.SubsystemHandlers = map[string]ssh.SubsystemHandler{}
 			return nil
 		},
 	)
@@ -335,8 +353,21 @@ func (s *Server) shutdown() {
 
 // admitConn is the ConnCallback: it applies the pre-handshake limits and
 // wraps the connection to count what it sends and release its slot.
-func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) net.Conn {
+func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) (admitted net.Conn) {
 	client := ClientKey(nc.RemoteAddr())
+	defer func() {
+		if r := recover(); r != nil {
+			s.logPanic(s.log.With("remote", nc.RemoteAddr().String()), "connection", r, debug.Stack())
+			// The SSH library closes a connection it gets no wrapper for.
+			// A panic past the limiter's admission would have left its slot
+			// taken; the limiter itself unlocks and changes nothing when
+			// it panics.
+			if admitted != nil {
+				_ = admitted.Close()
+			}
+			admitted = nil
+		}
+	}()
 	if err := s.lim.admitConn(client); err != nil {
 		s.refused.Add(1)
 		// Debug: under a flood, one line per refused connection would let
@@ -359,6 +390,7 @@ func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) net.Conn {
 		},
 	}
 	c.left.Store(s.cfg.MaxConnBytes)
+	admitted = c
 	ctx.SetValue(connCtxKey{}, c)
 	return c
 }
@@ -384,13 +416,35 @@ func (s *Server) track() bool {
 }
 
 // sessionChannel allows one session channel per connection, so that the
-// session caps cannot be dodged by multiplexing one connection.
+// session caps cannot be dodged by multiplexing one connection. The SSH
+// library's session handler serves the channel's requests on this
+// goroutine; a panic there ends the connection with a line to the user.
 func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
 	if connOf(ctx).hasSession.Swap(true) {
 		_ = nc.Reject(gossh.ResourceShortage, "one session per connection")
 		return
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.logPanic(s.connLogger(ctx), "session requests", r, debug.Stack())
+			s.endConn(ctx, conn)
+		}
+	}()
 	ssh.DefaultSessionHandler(srv, conn, nc, ctx)
+}
+
+// connLogger is the server's logger with the keys of ctx's connection.
+func (s *Server) connLogger(ctx ssh.Context) *log.Logger {
+	return s.log.With("session", shortID(ctx.SessionID()), "remote", ctx.RemoteAddr().String())
+}
+
+// endConn ends a connection after a panic: the user is told, if the session
+// got that far, and the connection is closed, which ends its program too.
+func (s *Server) endConn(ctx ssh.Context, conn *gossh.ServerConn) {
+	if sess, ok := ctx.Value(ssh.ContextKeySession).(ssh.Session); ok {
+		_, _ = fmt.Fprintln(sess.Stderr(), lineError)
+	}
+	_ = conn.Close()
 }
 
 var errConnBytes = errors.New("connection sent more than MaxConnBytes")

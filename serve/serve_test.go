@@ -312,7 +312,7 @@ func TestPanicEndsOnlyThatSession(t *testing.T) {
 	if status := healthy.wait(t); status != 0 {
 		t.Errorf("healthy session exit status %d, want 0", status)
 	}
-	waitFor(t, ts.logs, "end=error")
+	waitFor(t, ts.logs, "end=panic")
 }
 
 func TestShutdownWithLiveSessions(t *testing.T) {
@@ -479,5 +479,38 @@ func TestHostKeyCreatedOnce(t *testing.T) {
 		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".otplogin-host-key-*")); len(left) > 0 {
 			t.Errorf("temporary files left: %v", left)
 		}
+	}
+}
+
+// TestResizeAfterProgramEnds: the SSH library's request loop hands each
+// window change to the session and blocks until it is taken. A client that
+// goes on resizing after its program ended must not leave that loop (and
+// its session) blocked for good.
+func TestResizeAfterProgramEnds(t *testing.T) {
+	ts := startServer(t, nil)
+	wc := dial(t, ts.addr)
+	warm := openTerm(t, wc, 80, 24, nil) // process-wide helpers start with the first session
+	ts.waitEvent(t, size80x24)
+	warm.typeText(t, "\r")
+	warm.wait(t)
+	_ = wc.Close()
+	ts.waitStats(t, "warm-up connection gone", func(s Stats) bool { return s.Conns == 0 })
+	leakcheck.Check(t)
+	for range 5 {
+		c, err := dialErr(ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess := openTerm(t, c, 40, 12, nil)
+		ts.waitEvent(t, "size 40x12")
+		sess.typeText(t, "\r") // the program quits...
+		for i := 0; ; i++ {    // ...while the window keeps changing
+			if err := sess.WindowChange(10+i%2, 30); err != nil {
+				break
+			}
+		}
+		sess.wait(t)
+		_ = c.Close()
+		ts.waitStats(t, "connection released", func(s Stats) bool { return s.Conns == 0 })
 	}
 }

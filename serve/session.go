@@ -62,11 +62,12 @@ const (
 	endShutdown                    // quit by the server at the end of the grace period
 	endInput                       // MaxInputBytes exceeded
 	endTimeLimit                   // quit by the server just before MaxTimeout
-	endError                       // the program failed or panicked
+	endError                       // the program failed
+	endPanic                       // a panic in the program or this session's goroutines
 )
 
 func (r endReason) String() string {
-	return [...]string{"quit", "disconnected", "shutdown", "input limit", "time limit", "error"}[r]
+	return [...]string{"quit", "disconnected", "shutdown", "input limit", "time limit", "error", "panic"}[r]
 }
 
 // handleSession runs one SSH session: it checks for a PTY and the session
@@ -80,13 +81,12 @@ func (s *Server) handleSession(sess ssh.Session) {
 	start := time.Now()
 	conn := connOf(sess.Context())
 	client := conn.client
-	logger := s.log.With("session", shortID(sess.Context().SessionID()),
-		"remote", sess.RemoteAddr().String())
+	logger := s.connLogger(sess.Context())
 	defer func() {
 		// bubbletea recovers panics in the model itself; this catches the
 		// rest (NewModel, this handler) so only this session ends.
 		if r := recover(); r != nil {
-			logger.Error("session panic", "panic", r, "stack", string(debug.Stack()))
+			s.logPanic(logger, "session", r, debug.Stack())
 			refuse(sess, lineError)
 		}
 	}()
@@ -136,18 +136,35 @@ func (s *Server) handleSession(sess ssh.Session) {
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
+		defer func() {
+			if r := recover(); r != nil {
+				s.logPanic(logger, "watch", r, debug.Stack())
+				reason.Store(int32(endPanic))
+				p.Kill()
+			}
+		}()
 		s.watch(sess.Context(), p, [2]int{width, height}, winch, done, &reason)
 	}()
 	final, err := p.Run()
 	close(done)
 	<-watched
+	// The SSH library's request loop blocks on a window change until it is
+	// taken; drain them until the loop ends with the channel, or a client
+	// that keeps resizing after the program ended would keep that loop,
+	// and the session it holds, forever. Nothing in this loop can panic.
+	go func() {
+		for range winch {
+		}
+	}()
 
 	end := endReason(reason.Load())
 	switch {
+	case end == endPanic: // logged by the watch goroutine's recover
 	case in.exceeded.Load():
 		end = endInput
 	case errors.Is(err, tea.ErrProgramPanic):
-		end = endError
+		end = endPanic
+		s.logPanic(logger, "program", err, panicStack(err))
 	case sess.Context().Err() != nil:
 		end = endDisconnect
 	case err != nil && end == endQuit:
@@ -165,14 +182,13 @@ func (s *Server) handleSession(sess ssh.Session) {
 		refuse(sess, "\n"+lineInput)
 	case endTimeLimit:
 		refuse(sess, "\n"+lineTimeLimit)
-	case endError:
+	case endError, endPanic:
 		refuse(sess, "\n"+lineError)
 	}
 }
 
 // watch feeds window changes and shutdown notices to p until done is closed.
-// size is the window p started with. watch is the only goroutine this
-// package adds per session.
+// size is the window p started with.
 func (s *Server) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-chan ssh.Window, done <-chan struct{}, reason *atomic.Int32) {
 	// graceOver is watched only once the notice is out, so that a slow
 	// watcher cannot skip the notice when both channels are closed.
@@ -197,6 +213,9 @@ func (s *Server) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-cha
 			// The first value is the pty-req's window, which p already
 			// has; a client may also repeat a size, or exceed the clamp.
 			if width, height := clampWindow(w); [2]int{width, height} != size {
+				if s.hooks.window != nil {
+					s.hooks.window(width, height)
+				}
 				size = [2]int{width, height}
 				p.Send(tea.WindowSizeMsg{Width: width, Height: height})
 			}

@@ -27,6 +27,7 @@ type Stats struct {
 	SessionsTotal int64 `json:"sessions_total"` // sessions started since New
 	Refused       int64 `json:"refused"`        // connections refused before the handshake
 	Turned        int64 `json:"turned_away"`    // sessions refused: no PTY, a cap, shutting down
+	Panics        int64 `json:"panics"`         // panics recovered; each ended one connection
 	Goroutines    int   `json:"goroutines"`     // in the whole process
 	RSSBytes      int64 `json:"rss_bytes"`      // resident set of the process; 0 if unknown
 	CPUNanos      int64 `json:"cpu_ns"`         // CPU time the process has used; 0 if unknown
@@ -42,6 +43,7 @@ func (s *Server) Stats() Stats {
 		SessionsTotal: s.sessionsTotal.Load(),
 		Refused:       s.refused.Load(),
 		Turned:        s.turned.Load(),
+		Panics:        s.panics.Load(),
 		Goroutines:    runtime.NumGoroutine(),
 		RSSBytes:      rss(),
 		CPUNanos:      int64(proccpu.Self()),
