@@ -23,7 +23,7 @@ import (
 type Stats struct {
 	Sessions      int   `json:"sessions"`       // live sessions
 	Conns         int   `json:"conns"`          // live connections, sessions included
-	Clients       int   `json:"clients"`        // client addresses the limiter remembers
+	Clients       int   `json:"clients"`        // clients and IPv6 prefixes the limiter remembers
 	SessionsTotal int64 `json:"sessions_total"` // sessions started since New
 	Refused       int64 `json:"refused"`        // connections refused before the handshake
 	Turned        int64 `json:"turned_away"`    // sessions refused: no PTY, a cap, shutting down
