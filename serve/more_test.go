@@ -34,6 +34,11 @@ func TestConfigValidation(t *testing.T) {
 		{"negative rate", Config{NewModel: model, ConnRate: -1}, "must not be negative"},
 		{"negative timeout", Config{NewModel: model, IdleTimeout: -time.Second}, "timeouts"},
 		{"negative input", Config{NewModel: model, MaxInputBytes: -1}, "input bounds"},
+		{"negative pre-shell", Config{NewModel: model, MaxPreShellBytes: -1}, "input bounds"},
+		{"negative env", Config{NewModel: model, MaxEnvRequests: -1}, "input bounds"},
+		{"negative read rate", Config{NewModel: model, ReadRate: -1}, "input bounds"},
+		{"negative input rate", Config{NewModel: model, InputRate: -1}, "input bounds"},
+		{"negative allowance", Config{NewModel: model, InputAllowance: -1}, "input bounds"},
 		{"fps", Config{NewModel: model, FPS: 500}, "FPS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

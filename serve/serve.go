@@ -11,8 +11,19 @@
 //   - a deadline on the handshake, an idle timeout and an absolute timeout;
 //   - one session per connection, a per-client and a global session cap
 //     (refused sessions get one polite line and exit status 1);
-//   - a bound on the bytes a connection may send, and a tighter one on the
-//     terminal input a session's program reads.
+//   - bounds on what one connection may send: before its shell starts (the
+//     SSH layer keeps some of it, such as environment requests, in memory),
+//     in all, and as terminal input to its program; a cap on environment
+//     requests;
+//   - two budgets shared by all connections, which bound the CPU that many
+//     clients, each within its own bounds, can take together: the bytes all
+//     connections may send per second (reads wait their turn, so a flood
+//     slows everyone down rather than growing memory: unread bytes stay in
+//     the kernel's socket buffers), and the terminal input all programs may
+//     read per second beyond a small allowance per session (the costliest
+//     bytes: each typed character is a message through the program). A
+//     session whose input finds that budget spent is closed instead of made
+//     to wait, since unread input would pile up in the SSH channel's buffer.
 package serve
 
 import (
@@ -67,8 +78,28 @@ type Config struct {
 	MaxInputBytes int64
 	// MaxConnBytes bounds all bytes one connection may send, SSH framing
 	// included (4 MiB). It stops floods the program never sees, such as
-	// endless environment requests, which the SSH layer keeps in memory.
+	// endless window changes.
 	MaxConnBytes int64
+	// MaxPreShellBytes bounds the bytes a connection may send before it
+	// asks for its shell, SSH framing included (64 KiB; a login's handshake
+	// and session set-up take a few KiB). Until then the SSH layer keeps
+	// what the client sends (environment, data for a program that has not
+	// started) and nothing reads it, so connections that never start a
+	// shell must not get MaxConnBytes each.
+	MaxPreShellBytes int64
+	// MaxEnvRequests caps the environment variables a session may set (64).
+	// Later env requests are refused and not kept; the session goes on, as
+	// OpenSSH's client only logs a refused variable.
+	MaxEnvRequests int
+	// ReadRate is the bytes per second all connections together may send,
+	// SSH framing included (8 MiB/s, far above what logins at full speed
+	// need). A connection's reads wait their turn while it is spent.
+	ReadRate int64
+	// InputRate is the terminal input per second all sessions' programs
+	// together may read beyond each session's first InputAllowance bytes
+	// (32 KiB/s and 1 KiB: a login types well under 1 KiB). A session that
+	// needs more while it is spent is closed, as for MaxInputBytes.
+	InputRate, InputAllowance int64
 	// TrustedProxies are the load balancers allowed to speak the PROXY
 	// protocol (v1 or v2). A connection from one of them must start with a
 	// PROXY header, whose source address then names the client for every
@@ -111,6 +142,11 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.MaxTimeout, 30*time.Minute)
 	setDefault(&c.MaxInputBytes, 64<<10)
 	setDefault(&c.MaxConnBytes, 4<<20)
+	setDefault(&c.MaxPreShellBytes, 64<<10)
+	setDefault(&c.MaxEnvRequests, 64)
+	setDefault(&c.ReadRate, 8<<20)
+	setDefault(&c.InputRate, 32<<10)
+	setDefault(&c.InputAllowance, 1<<10)
 	setDefault(&c.ShutdownGrace, 10*time.Second)
 	setDefault(&c.FPS, 60)
 	if c.Logger == nil {
@@ -126,7 +162,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("serve: session and connection limits must not be negative")
 	case c.HandshakeTimeout < 0, c.IdleTimeout < 0, c.MaxTimeout < 0, c.ShutdownGrace < 0:
 		return c, errors.New("serve: timeouts must not be negative")
-	case c.MaxInputBytes < 0, c.MaxConnBytes < 0:
+	case c.MaxInputBytes < 0, c.MaxConnBytes < 0, c.MaxPreShellBytes < 0, c.MaxEnvRequests < 0,
+		c.ReadRate < 0, c.InputRate < 0, c.InputAllowance < 0:
 		return c, errors.New("serve: input bounds must not be negative")
 	case c.FPS < 0 || c.FPS > 120:
 		return c, errors.New("serve: FPS must be within 1..120")
@@ -174,6 +211,8 @@ type Server struct {
 	ssh     *ssh.Server
 	lim     *limiter
 	hostKey gossh.PublicKey
+	reads   *byteBudget // Config.ReadRate
+	input   *byteBudget // Config.InputRate
 
 	served    atomic.Bool
 	addr      atomic.Value  // net.Addr, once serving
@@ -197,7 +236,8 @@ type Server struct {
 // real seam reaches (everything they run is this package's own code). All
 // nil outside tests.
 type testHooks struct {
-	window func(width, height int) // watch, for each window size it forwards
+	window  func(width, height int) // watch, for each window size it forwards
+	request func(reqType string)    // filterRequests, for each request
 }
 
 // New checks cfg, loads or creates the host key and returns a Server.
@@ -215,6 +255,8 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		lim:       newLimiter(cfg),
 		hostKey:   signer.PublicKey(),
+		reads:     newByteBudget(cfg.ReadRate, time.Now),
+		input:     newByteBudget(cfg.InputRate, time.Now),
 		stopping:  make(chan struct{}),
 		graceOver: make(chan struct{}),
 	}
@@ -380,16 +422,18 @@ func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) (admitted net.Conn) {
 		return nil
 	}
 	c := &countedConn{
-		Conn:    nc,
-		client:  client,
-		start:   time.Now(),
-		release: func() { s.lim.releaseConn(client) },
-		exceeded: func() {
-			s.log.Warn("connection closed", "remote", nc.RemoteAddr().String(),
-				"reason", errConnBytes, "limit", s.cfg.MaxConnBytes)
+		Conn:        nc,
+		ctx:         ctx,
+		client:      client,
+		start:       time.Now(),
+		maxBytes:    s.cfg.MaxConnBytes,
+		maxPreShell: min(s.cfg.MaxPreShellBytes, s.cfg.MaxConnBytes),
+		budget:      s.reads,
+		release:     func() { s.lim.releaseConn(client) },
+		exceeded: func(err error, limit int64) {
+			s.log.Warn("connection closed", "remote", nc.RemoteAddr().String(), "reason", err, "limit", limit)
 		},
 	}
-	c.left.Store(s.cfg.MaxConnBytes)
 	admitted = c
 	ctx.SetValue(connCtxKey{}, c)
 	return c
@@ -430,7 +474,64 @@ func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc goss
 			s.endConn(ctx, conn)
 		}
 	}()
-	ssh.DefaultSessionHandler(srv, conn, nc, ctx)
+	handled := make(chan struct{}) // closed when the library's handler returns
+	defer close(handled)
+	ssh.DefaultSessionHandler(srv, conn, filteredChannel{nc, func(in <-chan *gossh.Request) <-chan *gossh.Request {
+		out := make(chan *gossh.Request)
+		go s.filterRequests(ctx, conn, in, out, handled)
+		return out
+	}}, ctx)
+}
+
+// filteredChannel is a session channel whose requests reach the SSH
+// library's session handler through filter.
+type filteredChannel struct {
+	gossh.NewChannel
+	filter func(<-chan *gossh.Request) <-chan *gossh.Request
+}
+
+func (c filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
+	ch, reqs, err := c.NewChannel.Accept()
+	if err != nil {
+		return ch, reqs, err
+	}
+	return ch, c.filter(reqs), nil
+}
+
+// filterRequests passes a session's requests from in to out, the SSH
+// library's request loop, until in is closed or that loop has ended
+// (handled). It refuses env requests past MaxEnvRequests, which the library
+// would keep without bound, and marks the connection's shell as started
+// when the client asks for it, which lifts MaxPreShellBytes.
+func (s *Server) filterRequests(ctx ssh.Context, conn *gossh.ServerConn, in <-chan *gossh.Request, out chan<- *gossh.Request, handled <-chan struct{}) {
+	defer close(out)
+	defer func() {
+		if r := recover(); r != nil {
+			s.logPanic(s.connLogger(ctx), "session request filter", r, debug.Stack())
+			s.endConn(ctx, conn)
+		}
+	}()
+	c := connOf(ctx)
+	envs := 0
+	for req := range in {
+		if s.hooks.request != nil {
+			s.hooks.request(req.Type)
+		}
+		switch req.Type {
+		case "env":
+			if envs++; envs > s.cfg.MaxEnvRequests {
+				_ = req.Reply(false, nil)
+				continue
+			}
+		case "shell", "exec", "subsystem":
+			c.shellStarted.Store(true)
+		}
+		select {
+		case out <- req:
+		case <-handled:
+			return
+		}
+	}
 }
 
 // connLogger is the server's logger with the keys of ctx's connection.
@@ -447,34 +548,49 @@ func (s *Server) endConn(ctx ssh.Context, conn *gossh.ServerConn) {
 	_ = conn.Close()
 }
 
-var errConnBytes = errors.New("connection sent more than MaxConnBytes")
+var (
+	errConnBytes     = errors.New("connection sent more than MaxConnBytes")
+	errPreShellBytes = errors.New("connection sent more than MaxPreShellBytes before its shell")
+)
 
-// countedConn stops reading once the peer has sent its byte budget and
-// releases the connection's limiter slot exactly once when closed. It also
-// carries what the server knows of the connection: the client key, when it
-// was admitted and whether it has opened its one session channel.
+// countedConn stops reading once the peer has sent its bytes (before and
+// after its shell starts), takes what it reads from the server's shared
+// read budget, and releases the connection's limiter slot exactly once when
+// closed. It also carries what the server knows of the connection: the
+// client key, when it was admitted, whether it has opened its one session
+// channel and whether that session asked for its shell.
 type countedConn struct {
 	net.Conn
-	client            string
-	start             time.Time
-	hasSession        atomic.Bool
-	left              atomic.Int64
-	release, exceeded func()
-	closeOnce, once   sync.Once
+	ctx                   context.Context // ends when the connection closes
+	client                string
+	start                 time.Time
+	hasSession            atomic.Bool
+	shellStarted          atomic.Bool
+	read                  atomic.Int64 // bytes read so far
+	maxBytes, maxPreShell int64
+	budget                *byteBudget
+	release               func()
+	exceeded              func(err error, limit int64)
+	closeOnce, once       sync.Once
 }
 
 func (c *countedConn) Read(p []byte) (int, error) {
-	left := c.left.Load()
-	if left <= 0 {
-		c.once.Do(c.exceeded)
-		return 0, errConnBytes
+	limit, err := c.maxBytes, errConnBytes
+	if !c.shellStarted.Load() {
+		limit, err = c.maxPreShell, errPreShellBytes
 	}
-	if int64(len(p)) > left {
-		p = p[:left]
+	read := c.read.Load()
+	if read >= limit {
+		c.once.Do(func() { c.exceeded(err, limit) })
+		return 0, err
 	}
-	n, err := c.Conn.Read(p)
-	c.left.Add(-int64(n))
-	return n, err
+	p = p[:min(int64(len(p)), limit-read, int64(c.budget.chunk))]
+	n, rerr := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	if n > 0 {
+		c.budget.take(c.ctx, n)
+	}
+	return n, rerr
 }
 
 func (c *countedConn) Close() error {

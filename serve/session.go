@@ -61,13 +61,14 @@ const (
 	endDisconnect                  // connection closed: client, idle or max timeout
 	endShutdown                    // quit by the server at the end of the grace period
 	endInput                       // MaxInputBytes exceeded
+	endInputRate                   // InputRate spent when the session needed more
 	endTimeLimit                   // quit by the server just before MaxTimeout
 	endError                       // the program failed
 	endPanic                       // a panic in the program or this session's goroutines
 )
 
 func (r endReason) String() string {
-	return [...]string{"quit", "disconnected", "shutdown", "input limit", "time limit", "error", "panic"}[r]
+	return [...]string{"quit", "disconnected", "shutdown", "input limit", "input rate", "time limit", "error", "panic"}[r]
 }
 
 // handleSession runs one SSH session: it checks for a PTY and the session
@@ -119,7 +120,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 	s.sessionsTotal.Add(1)
 	logger.Info("session start", "client", client)
 
-	in := &inputLimit{r: sess, left: s.cfg.MaxInputBytes}
+	in := &inputLimit{r: sess, left: s.cfg.MaxInputBytes, free: s.cfg.InputAllowance, budget: s.input}
 	width, height := clampWindow(pty.Window)
 	opts := append(bm.MakeOptions(sess),
 		tea.WithWindowSize(width, height),
@@ -160,8 +161,8 @@ func (s *Server) handleSession(sess ssh.Session) {
 	end := endReason(reason.Load())
 	switch {
 	case end == endPanic: // logged by the watch goroutine's recover
-	case in.exceeded.Load():
-		end = endInput
+	case in.ended.Load() != 0:
+		end = endReason(in.ended.Load())
 	case errors.Is(err, tea.ErrProgramPanic):
 		end = endPanic
 		s.logPanic(logger, "program", err, panicStack(err))
@@ -170,7 +171,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 	case err != nil && end == endQuit:
 		end = endError
 	}
-	s.logEnd(logger, start, end, s.cfg.MaxConnBytes-conn.left.Load(), final, err)
+	s.logEnd(logger, start, end, conn.read.Load(), final, err)
 
 	switch end {
 	case endQuit, endDisconnect:
@@ -178,7 +179,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 	// The leading newline: the program may have left the cursor mid-line.
 	case endShutdown:
 		refuse(sess, "\n"+lineShutdown)
-	case endInput:
+	case endInput, endInputRate:
 		refuse(sess, "\n"+lineInput)
 	case endTimeLimit:
 		refuse(sess, "\n"+lineTimeLimit)
@@ -267,25 +268,44 @@ func shortID(id string) string {
 	return id
 }
 
-var errInputLimit = errors.New("session input limit reached")
+var (
+	errInputLimit = errors.New("session input limit reached")
+	errInputRate  = errors.New("server input rate spent")
+)
 
-// inputLimit ends a session's input after a fixed number of bytes. Only the
+// inputLimit ends a session's input after a fixed number of bytes, or when
+// it needs more of the server's input budget than is left: the first free
+// bytes are the session's own, the rest are taken from budget. Only the
 // program's input goroutine reads it.
 type inputLimit struct {
-	r        io.Reader
-	left     int64
-	exceeded atomic.Bool
+	r          io.Reader
+	left, free int64
+	budget     *byteBudget
+	ended      atomic.Int32 // endInput or endInputRate once the input ended
 }
 
 func (l *inputLimit) Read(p []byte) (int, error) {
-	if l.left <= 0 {
-		l.exceeded.Store(true)
+	switch endReason(l.ended.Load()) {
+	case endInput:
 		return 0, errInputLimit
+	case endInputRate:
+		return 0, errInputRate
 	}
-	if int64(len(p)) > l.left {
-		p = p[:l.left]
+	if l.left <= 0 {
+		return 0, l.end(endInput, errInputLimit)
 	}
-	n, err := l.r.Read(p)
+	// At most one chunk beyond the free bytes, which the budget can grant.
+	n, err := l.r.Read(p[:min(int64(len(p)), l.left, l.free+int64(l.budget.chunk))])
 	l.left -= int64(n)
+	free := min(int64(n), l.free)
+	l.free -= free
+	if charged := int64(n) - free; charged > 0 && !l.budget.tryTake(int(charged)) {
+		return 0, l.end(endInputRate, errInputRate)
+	}
 	return n, err
+}
+
+func (l *inputLimit) end(why endReason, err error) error {
+	l.ended.Store(int32(why))
+	return err
 }

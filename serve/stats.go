@@ -21,16 +21,18 @@ import (
 
 // Stats is a snapshot of the server's load, for the load tool and operators.
 type Stats struct {
-	Sessions      int   `json:"sessions"`       // live sessions
-	Conns         int   `json:"conns"`          // live connections, sessions included
-	Clients       int   `json:"clients"`        // clients and IPv6 prefixes the limiter remembers
-	SessionsTotal int64 `json:"sessions_total"` // sessions started since New
-	Refused       int64 `json:"refused"`        // connections refused before the handshake
-	Turned        int64 `json:"turned_away"`    // sessions refused: no PTY, a cap, shutting down
-	Panics        int64 `json:"panics"`         // panics recovered; each ended one connection
-	Goroutines    int   `json:"goroutines"`     // in the whole process
-	RSSBytes      int64 `json:"rss_bytes"`      // resident set of the process; 0 if unknown
-	CPUNanos      int64 `json:"cpu_ns"`         // CPU time the process has used; 0 if unknown
+	Sessions      int   `json:"sessions"`        // live sessions
+	Conns         int   `json:"conns"`           // live connections, sessions included
+	Clients       int   `json:"clients"`         // clients and IPv6 prefixes the limiter remembers
+	SessionsTotal int64 `json:"sessions_total"`  // sessions started since New
+	Refused       int64 `json:"refused"`         // connections refused before the handshake
+	Turned        int64 `json:"turned_away"`     // sessions refused: no PTY, a cap, shutting down
+	Panics        int64 `json:"panics"`          // panics recovered; each ended one connection
+	ReadWaits     int64 `json:"read_waits"`      // reads that waited for the shared ReadRate
+	InputRateEnds int64 `json:"input_rate_ends"` // sessions closed because InputRate was spent
+	Goroutines    int   `json:"goroutines"`      // in the whole process
+	RSSBytes      int64 `json:"rss_bytes"`       // resident set of the process; 0 if unknown
+	CPUNanos      int64 `json:"cpu_ns"`          // CPU time the process has used; 0 if unknown
 }
 
 // Stats returns the current Stats.
@@ -44,6 +46,8 @@ func (s *Server) Stats() Stats {
 		Refused:       s.refused.Load(),
 		Turned:        s.turned.Load(),
 		Panics:        s.panics.Load(),
+		ReadWaits:     s.reads.waits.Load(),
+		InputRateEnds: s.input.refused.Load(),
 		Goroutines:    runtime.NumGoroutine(),
 		RSSBytes:      rss(),
 		CPUNanos:      int64(proccpu.Self()),
