@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,6 +60,9 @@ var prefixes = [...]struct {
 // client itself, and for an IPv6 /64 also the /56 and /48 that hold it.
 // TODO(lead): use otp.ClientKeys after merge
 func clientKeys(client string) []string {
+	if !strings.Contains(client, "/") { // IPv4, or not an address: no prefixes
+		return []string{client}
+	}
 	p, err := netip.ParsePrefix(client)
 	if err != nil || !p.Addr().Is6() || p.Bits() != prefixes[0].bits {
 		return []string{client}

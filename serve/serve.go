@@ -523,7 +523,7 @@ func (s *Server) filterRequests(ctx ssh.Context, conn *gossh.ServerConn, in <-ch
 				_ = req.Reply(false, nil)
 				continue
 			}
-		case "shell", "exec", "subsystem":
+		case "shell", "exec": // the library starts handleSession for either
 			c.shellStarted.Store(true)
 		}
 		select {
