@@ -4,7 +4,8 @@
 // Anyone may connect with any user name and no password; the one-time code
 // is the login. The SSH source address (see ClientKey) is the client
 // identity for both the connection limits here and the otp per-client
-// limits. Abuse limits, from the outside in:
+// limits; an IPv6 client's /56 and /48 count as clients too, with wider
+// caps. Abuse limits, from the outside in:
 //
 //   - before the handshake: a per-client connection rate and connection caps
 //     (refused connections are closed at once, costing no key exchange);
@@ -24,6 +25,9 @@
 //     bytes: each typed character is a message through the program). A
 //     session whose input finds that budget spent is closed instead of made
 //     to wait, since unread input would pile up in the SSH channel's buffer.
+//
+// A panic on any goroutine of one connection ends that connection only (see
+// recover.go and LibraryLog).
 package serve
 
 import (
