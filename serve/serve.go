@@ -26,8 +26,9 @@
 //     session whose input finds that budget spent is closed instead of made
 //     to wait, since unread input would pile up in the SSH channel's buffer.
 //
-// A panic on any goroutine of one connection ends that connection only (see
-// recover.go and LibraryLog).
+// A panic on any goroutine of one connection ends that connection only; it
+// is logged once and counted in Stats.Panics (for the SSH library's own
+// goroutines, once a program installs Server.LibraryLog).
 package serve
 
 import (
