@@ -241,8 +241,7 @@ type Server struct {
 // real seam reaches (everything they run is this package's own code). All
 // nil outside tests.
 type testHooks struct {
-	window  func(width, height int) // watch, for each window size it forwards
-	request func(reqType string)    // filterRequests, for each request
+	window func(width, height int) // watch, for each window size it forwards
 }
 
 // New checks cfg, loads or creates the host key and returns a Server.
@@ -280,6 +279,7 @@ func New(cfg Config) (*Server, error) {
 				s.log.Debug("handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
 			}
 			srv.Handler = s.handleSession
+			srv.SessionRequestCallback = s.sessionRequest
 			// Only session channels; no global requests, subsystems or
 			// forwarding (the port-forwarding callbacks stay nil, which
 			// denies them). The maps are set here, so that the library's
@@ -466,8 +466,9 @@ func (s *Server) track() bool {
 
 // sessionChannel allows one session channel per connection, so that the
 // session caps cannot be dodged by multiplexing one connection. The SSH
-// library's session handler serves the channel's requests on this
-// goroutine; a panic there ends the connection with a line to the user.
+// library's session handler serves the channel's requests on this goroutine
+// (and calls sessionRequest there); a panic there ends the connection with
+// a line to the user.
 func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
 	if connOf(ctx).hasSession.Swap(true) {
 		_ = nc.Reject(gossh.ResourceShortage, "one session per connection")
@@ -479,64 +480,28 @@ func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc goss
 			s.endConn(ctx, conn)
 		}
 	}()
-	handled := make(chan struct{}) // closed when the library's handler returns
-	defer close(handled)
-	ssh.DefaultSessionHandler(srv, conn, filteredChannel{nc, func(in <-chan *gossh.Request) <-chan *gossh.Request {
-		out := make(chan *gossh.Request)
-		go s.filterRequests(ctx, conn, in, out, handled)
-		return out
-	}}, ctx)
+	ssh.DefaultSessionHandler(srv, conn, nc, ctx)
 }
 
-// filteredChannel is a session channel whose requests reach the SSH
-// library's session handler through filter.
-type filteredChannel struct {
-	gossh.NewChannel
-	filter func(<-chan *gossh.Request) <-chan *gossh.Request
-}
-
-func (c filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
-	ch, reqs, err := c.NewChannel.Accept()
-	if err != nil {
-		return ch, reqs, err
+// sessionRequest is the SessionRequestCallback, asked before a session's
+// shell, exec or subsystem request is granted. A shell or exec starts
+// handleSession, which lifts MaxPreShellBytes; a session that set more than
+// MaxEnvRequests variables is refused it (the SSH library keeps every env
+// request until then, bounded by MaxPreShellBytes; after it, it refuses
+// them). No client sends that many (OpenSSH's SendEnv default is LANG and
+// LC_*).
+func (s *Server) sessionRequest(sess ssh.Session, reqType string) bool {
+	if reqType != "shell" && reqType != "exec" {
+		return false // no subsystems
 	}
-	return ch, c.filter(reqs), nil
-}
-
-// filterRequests passes a session's requests from in to out, the SSH
-// library's request loop, until in is closed or that loop has ended
-// (handled). It refuses env requests past MaxEnvRequests, which the library
-// would keep without bound, and marks the connection's shell as started
-// when the client asks for it, which lifts MaxPreShellBytes.
-func (s *Server) filterRequests(ctx ssh.Context, conn *gossh.ServerConn, in <-chan *gossh.Request, out chan<- *gossh.Request, handled <-chan struct{}) {
-	defer close(out)
-	defer func() {
-		if r := recover(); r != nil {
-			s.logPanic(s.connLogger(ctx), "session request filter", r, debug.Stack())
-			s.endConn(ctx, conn)
-		}
-	}()
-	c := connOf(ctx)
-	envs := 0
-	for req := range in {
-		if s.hooks.request != nil {
-			s.hooks.request(req.Type)
-		}
-		switch req.Type {
-		case "env":
-			if envs++; envs > s.cfg.MaxEnvRequests {
-				_ = req.Reply(false, nil)
-				continue
-			}
-		case "shell", "exec": // the library starts handleSession for either
-			c.shellStarted.Store(true)
-		}
-		select {
-		case out <- req:
-		case <-handled:
-			return
-		}
+	if n := len(sess.Environ()); n > s.cfg.MaxEnvRequests {
+		s.turned.Add(1)
+		s.connLogger(sess.Context()).Info("session refused", "reason", "env cap", "env", n, "client", connOf(sess.Context()).client)
+		_, _ = fmt.Fprintln(sess.Stderr(), lineEnv)
+		return false
 	}
+	connOf(sess.Context()).shellStarted.Store(true)
+	return true
 }
 
 // connLogger is the server's logger with the keys of ctx's connection.

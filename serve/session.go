@@ -24,6 +24,7 @@ const (
 	lineClientSessions = "Too many sessions from your address. Close one and try again."
 	lineShutdown       = "The server is shutting down. Please try again in a minute."
 	lineInput          = "Too much input; closing the session."
+	lineEnv            = "Too many environment variables; set fewer and try again."
 	lineTimeLimit      = "Session time limit reached. Please reconnect to go on."
 	lineError          = "Sorry, something went wrong. Please try again."
 )
@@ -136,7 +137,16 @@ func (s *Server) handleSession(sess ssh.Session) {
 	done := make(chan struct{})
 	watched := make(chan struct{})
 	go func() {
-		defer close(watched)
+		defer func() {
+			close(watched)
+			// The SSH library's request loop blocks on a window change
+			// until it is taken: drain them until that loop ends with the
+			// channel, or a client that keeps resizing after the program
+			// ended would keep the loop, and the session it holds, for
+			// good. Nothing here can panic.
+			for range winch {
+			}
+		}()
 		defer func() {
 			if r := recover(); r != nil {
 				s.logPanic(logger, "watch", r, debug.Stack())
@@ -149,14 +159,6 @@ func (s *Server) handleSession(sess ssh.Session) {
 	final, err := p.Run()
 	close(done)
 	<-watched
-	// The SSH library's request loop blocks on a window change until it is
-	// taken; drain them until the loop ends with the channel, or a client
-	// that keeps resizing after the program ended would keep that loop,
-	// and the session it holds, forever. Nothing in this loop can panic.
-	go func() {
-		for range winch {
-		}
-	}()
 
 	end := endReason(reason.Load())
 	switch {
