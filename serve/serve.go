@@ -15,7 +15,7 @@
 //   - bounds on what one connection may send: before its shell starts (the
 //     SSH layer keeps some of it, such as environment requests, in memory),
 //     in all, and as terminal input to its program; a cap on environment
-//     requests;
+//     variables;
 //   - two budgets shared by all connections, which bound the CPU that many
 //     clients, each within its own bounds, can take together: the bytes all
 //     connections may send per second (reads wait their turn, so a flood
@@ -92,9 +92,8 @@ type Config struct {
 	// started) and nothing reads it, so connections that never start a
 	// shell must not get MaxConnBytes each.
 	MaxPreShellBytes int64
-	// MaxEnvRequests caps the environment variables a session may set (64).
-	// Later env requests are refused and not kept; the session goes on, as
-	// OpenSSH's client only logs a refused variable.
+	// MaxEnvRequests caps the environment variables a session may set (64):
+	// a session that set more is refused its shell, with a line saying why.
 	MaxEnvRequests int
 	// ReadRate is the bytes per second all connections together may send,
 	// SSH framing included (8 MiB/s, far above what logins at full speed
