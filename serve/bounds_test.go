@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"charm.land/ssh"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/time/rate"
 
@@ -239,5 +240,40 @@ func TestByteBudget(t *testing.T) {
 	}
 	if b.waits.Load() != 1 {
 		t.Errorf("waits %d, want 1", b.waits.Load())
+	}
+}
+
+// TestNoForwarding: the server opens nothing but sessions: no local or
+// remote port forwarding, no subsystems, whatever the SSH library's
+// process-wide defaults hold.
+func TestNoForwarding(t *testing.T) {
+	// As another package of the process might:
+	ssh.DefaultRequestHandlers["tcpip-forward"] = (&ssh.ForwardedTCPHandler{}).HandleSSHRequest
+	ssh.DefaultRequestHandlers["otplogin-test"] = func(ssh.Context, *ssh.Server, *gossh.Request) (bool, []byte) { return true, nil }
+	ssh.DefaultSubsystemHandlers["sftp"] = func(ssh.Session) {}
+	t.Cleanup(func() {
+		delete(ssh.DefaultRequestHandlers, "tcpip-forward")
+		delete(ssh.DefaultRequestHandlers, "otplogin-test")
+		delete(ssh.DefaultSubsystemHandlers, "sftp")
+	})
+	ts := startServer(t, nil)
+	c := dial(t, ts.addr)
+	if conn, err := c.Dial("tcp", ts.addr); err == nil {
+		_ = conn.Close()
+		t.Error("local port forwarding (direct-tcpip) was allowed")
+	}
+	if l, err := c.Listen("tcp", "127.0.0.1:0"); err == nil {
+		_ = l.Close()
+		t.Error("remote port forwarding (tcpip-forward) was allowed")
+	}
+	if ok, _, err := c.SendRequest("otplogin-test", true, nil); ok || err != nil {
+		t.Errorf("a global request handler of the library's defaults answered: %v, %v", ok, err)
+	}
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.RequestSubsystem("sftp"); err == nil {
+		t.Error("a subsystem was started")
 	}
 }
