@@ -26,7 +26,7 @@ type Stats struct {
 	Clients       int   `json:"clients"`         // clients and IPv6 prefixes the limiter remembers
 	SessionsTotal int64 `json:"sessions_total"`  // sessions started since New
 	Refused       int64 `json:"refused"`         // connections refused before the handshake
-	Turned        int64 `json:"turned_away"`     // sessions refused: no PTY, a cap, shutting down
+	Turned        int64 `json:"turned_away"`     // sessions refused: no PTY, a cap, too many variables, shutting down
 	Panics        int64 `json:"panics"`          // panics recovered; each ended one connection
 	ReadWaits     int64 `json:"read_waits"`      // reads that waited for the shared ReadRate
 	InputRateEnds int64 `json:"input_rate_ends"` // sessions closed because InputRate was spent
