@@ -119,8 +119,9 @@ type testServer struct {
 	stop   func() error // cancels Serve's context and waits for it
 }
 
-// startServer runs a Server with the test model on 127.0.0.1:0.
-func startServer(t *testing.T, mutate func(*Config)) *testServer {
+// startServer runs a Server with the test model on 127.0.0.1:0. mutate
+// changes the Config before New; before changes the Server before Serve.
+func startServer(t *testing.T, mutate func(*Config), before ...func(*Server)) *testServer {
 	t.Helper()
 	ts := &testServer{logs: &safeBuffer{}, events: make(chan string, 256)}
 	cfg := Config{
@@ -137,6 +138,9 @@ func startServer(t *testing.T, mutate func(*Config)) *testServer {
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range before {
+		f(srv)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

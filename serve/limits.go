@@ -2,8 +2,10 @@ package serve
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,7 +25,8 @@ var (
 
 // ClientKey names the client behind addr for limits: the IPv4 address, or the
 // /64 prefix of an IPv6 address, since one IPv6 host usually owns a whole /64
-// and could otherwise dodge every per-client limit by changing address.
+// and could otherwise dodge every per-client limit by changing address. The
+// limits here also count the /56 and /48 around a /64 (see clientKeys).
 func ClientKey(addr net.Addr) string {
 	var ip netip.Addr
 	if tcp, ok := addr.(*net.TCPAddr); ok {
@@ -42,10 +45,41 @@ func ClientKey(addr net.Addr) string {
 	return ip.String()
 }
 
+// IPv6 prefixes are counted nested: a site is commonly given a /48 and a
+// home a /56, so one holder of a /48 has 65,536 /64s, each a client of its
+// own. Each wider prefix has its own caps, prefixFactor times a client's
+// (connection rate and burst, live connections, sessions), so a /48 gets at
+// most 16 clients' worth however many /64s it uses, and one /64 can use up
+// at most a quarter of its /56's.
+var prefixes = [...]struct {
+	bits   int
+	factor int
+}{{64, 1}, {56, 4}, {48, 16}}
+
+// clientKeys returns the keys client is counted under, innermost first: the
+// client itself, and for an IPv6 /64 also the /56 and /48 that hold it.
+// TODO(lead): use otp.ClientKeys after merge
+func clientKeys(client string) []string {
+	if !strings.Contains(client, "/") { // IPv4, or not an address: no prefixes
+		return []string{client}
+	}
+	p, err := netip.ParsePrefix(client)
+	if err != nil || !p.Addr().Is6() || p.Bits() != prefixes[0].bits {
+		return []string{client}
+	}
+	keys := make([]string, len(prefixes))
+	for i, pre := range prefixes {
+		wider, _ := p.Addr().Prefix(pre.bits)
+		keys[i] = wider.String()
+	}
+	return keys
+}
+
 // limiter admits connections and sessions. Per-client checks come before
-// global ones, so one client over its own limit never takes a global slot.
-// The client table is bounded: entries that hold nothing are swept when it
-// fills up, so many addresses cannot grow memory without bound.
+// global ones, so one client over its own limit never takes a global slot;
+// a client's wider IPv6 prefixes count as clients too (see prefixes). The
+// client table is bounded: entries that hold nothing are swept when it fills
+// up, so many addresses cannot grow memory without bound.
 type limiter struct {
 	now               func() time.Time
 	rate              rate.Limit
@@ -62,9 +96,11 @@ type limiter struct {
 	sessions int
 }
 
+// clientCount is what one client or prefix holds.
 type clientCount struct {
 	tokens          *rate.Limiter
 	conns, sessions int
+	factor          int // its caps are factor times a client's
 }
 
 func newLimiter(cfg Config) *limiter {
@@ -79,34 +115,60 @@ func newLimiter(cfg Config) *limiter {
 		maxClientConns:    2 * cfg.MaxSessionsPerClient,
 		maxSessions:       cfg.MaxSessions,
 		maxClientSessions: cfg.MaxSessionsPerClient,
-		maxClients:        4*maxConns + 1024,
-		clients:           make(map[string]*clientCount),
+		// Each connection holds up to three entries (client, /56, /48).
+		maxClients: 8*maxConns + 1024,
+		clients:    make(map[string]*clientCount),
 	}
 }
 
-// admitConn charges one connection attempt to client and reserves a
-// connection slot, or says why not. A refused attempt still spends a token.
+// limitErr names the prefix whose cap refused, when it is not the client's
+// own.
+func limitErr(err error, level int, key string) error {
+	if level == 0 {
+		return err
+	}
+	return fmt.Errorf("%w: prefix %s", err, key)
+}
+
+// admitConn charges one connection attempt to client and its prefixes and
+// reserves a connection slot, or says why not. A refused attempt still
+// spends a token, of the client and of each prefix up to the one that
+// refused.
 func (l *limiter) admitConn(client string) error {
+	keys := clientKeys(client)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	c := l.clients[client]
-	if c == nil {
-		if len(l.clients) >= l.maxClients {
-			l.sweep(now)
-		}
-		c = &clientCount{tokens: rate.NewLimiter(l.rate, l.burst)}
-		l.clients[client] = c
+	if len(l.clients)+len(keys) > l.maxClients {
+		l.sweep(now) // before any lookup, so that it drops none of ours
 	}
-	switch {
-	case !c.tokens.AllowN(now, 1):
-		return errRate
-	case c.conns >= l.maxClientConns:
-		return errClientConns
-	case l.conns >= l.maxConns:
+	var held [len(prefixes)]*clientCount
+	counts := held[:len(keys)]
+	for i, k := range keys {
+		c := l.clients[k]
+		if c == nil {
+			f := prefixes[i].factor
+			c = &clientCount{tokens: rate.NewLimiter(l.rate*rate.Limit(f), l.burst*f), factor: f}
+			l.clients[k] = c
+		}
+		counts[i] = c
+	}
+	for i, c := range counts {
+		if !c.tokens.AllowN(now, 1) {
+			return limitErr(errRate, i, keys[i])
+		}
+	}
+	for i, c := range counts {
+		if c.conns >= l.maxClientConns*c.factor {
+			return limitErr(errClientConns, i, keys[i])
+		}
+	}
+	if l.conns >= l.maxConns {
 		return errConns
 	}
-	c.conns++
+	for _, c := range counts {
+		c.conns++
+	}
 	l.conns++
 	return nil
 }
@@ -114,25 +176,43 @@ func (l *limiter) admitConn(client string) error {
 func (l *limiter) releaseConn(client string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if c := l.clients[client]; c != nil && c.conns > 0 {
-		c.conns--
+	if l.release(client, func(c *clientCount) *int { return &c.conns }) {
 		l.conns--
 	}
+}
+
+// release takes one off the count field picks out, for client and its
+// prefixes, and reports whether client held one. Entries that hold a count
+// are never swept, so all of them are found.
+func (l *limiter) release(client string, field func(*clientCount) *int) bool {
+	held := false
+	for i, k := range clientKeys(client) {
+		if c := l.clients[k]; c != nil && *field(c) > 0 {
+			*field(c)--
+			held = held || i == 0
+		}
+	}
+	return held
 }
 
 // admitSession reserves a session slot for client, which must hold a
 // connection slot.
 func (l *limiter) admitSession(client string) error {
+	keys := clientKeys(client)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	c := l.clients[client]
-	switch {
-	case c == nil || c.sessions >= l.maxClientSessions:
-		return errClientSessions
-	case l.sessions >= l.maxSessions:
+	for i, k := range keys {
+		c := l.clients[k]
+		if c == nil || c.sessions >= l.maxClientSessions*c.factor {
+			return limitErr(errClientSessions, i, k)
+		}
+	}
+	if l.sessions >= l.maxSessions {
 		return errSessions
 	}
-	c.sessions++
+	for _, k := range keys {
+		l.clients[k].sessions++
+	}
 	l.sessions++
 	return nil
 }
@@ -140,8 +220,7 @@ func (l *limiter) admitSession(client string) error {
 func (l *limiter) releaseSession(client string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if c := l.clients[client]; c != nil && c.sessions > 0 {
-		c.sessions--
+	if l.release(client, func(c *clientCount) *int { return &c.sessions }) {
 		l.sessions--
 	}
 }
@@ -156,7 +235,7 @@ func (l *limiter) releaseSession(client string) {
 // releaseSession must find it); there are at most maxConns of them.
 func (l *limiter) sweep(now time.Time) {
 	for k, c := range l.clients {
-		if c.conns == 0 && c.sessions == 0 && c.tokens.TokensAt(now) >= float64(l.burst) {
+		if c.conns == 0 && c.sessions == 0 && c.tokens.TokensAt(now) >= float64(l.burst*c.factor) {
 			delete(l.clients, k)
 		}
 	}

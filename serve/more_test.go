@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,6 +34,11 @@ func TestConfigValidation(t *testing.T) {
 		{"negative rate", Config{NewModel: model, ConnRate: -1}, "must not be negative"},
 		{"negative timeout", Config{NewModel: model, IdleTimeout: -time.Second}, "timeouts"},
 		{"negative input", Config{NewModel: model, MaxInputBytes: -1}, "input bounds"},
+		{"negative pre-shell", Config{NewModel: model, MaxPreShellBytes: -1}, "input bounds"},
+		{"negative env", Config{NewModel: model, MaxEnvRequests: -1}, "input bounds"},
+		{"negative read rate", Config{NewModel: model, ReadRate: -1}, "input bounds"},
+		{"negative input rate", Config{NewModel: model, InputRate: -1}, "input bounds"},
+		{"negative allowance", Config{NewModel: model, InputAllowance: -1}, "input bounds"},
 		{"fps", Config{NewModel: model, FPS: 500}, "FPS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,7 +99,7 @@ func TestDebugHandler(t *testing.T) {
 	openTerm(t, dial(t, ts.addr), 80, 24, nil)
 	ts.waitEvent(t, size80x24)
 	rec := httptest.NewRecorder()
-	ts.DebugHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/stats", nil))
+	ts.DebugHandler().ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/stats", nil))
 	var s Stats
 	if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil {
 		t.Fatalf("%v: %s", err, rec.Body)
@@ -104,7 +111,7 @@ func TestDebugHandler(t *testing.T) {
 		t.Error("no RSS although /proc/self/statm exists")
 	}
 	rec = httptest.NewRecorder()
-	ts.DebugHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/cmdline", nil))
+	ts.DebugHandler().ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/debug/pprof/cmdline", nil))
 	if strings.Contains(rec.Body.String(), os.Args[0]) {
 		t.Error("the debug endpoint shows the command line, which may hold secrets")
 	}
@@ -193,4 +200,93 @@ func TestProxyProtocol(t *testing.T) {
 			waitFor(t, sess.out, "client 127.0.0.1")
 		}
 	})
+}
+
+// TestDebugHostCheck: a page on another site that rebinds its own name to
+// 127.0.0.1 reaches the debug port with its own name as Host; only loopback
+// names and addresses are answered.
+func TestDebugHostCheck(t *testing.T) {
+	ts := startServer(t, nil)
+	h := ts.DebugHandler()
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"localhost", http.StatusOK},
+		{"localhost:6060", http.StatusOK},
+		{"LOCALHOST.:6060", http.StatusOK},
+		{"127.0.0.1", http.StatusOK},
+		{"127.0.0.1:6060", http.StatusOK},
+		{"127.8.9.10:1", http.StatusOK},
+		{"[::1]:6060", http.StatusOK},
+		{"[::1]", http.StatusOK},
+		{"[::ffff:127.0.0.1]:6060", http.StatusOK},
+		{"evil.example", http.StatusForbidden},
+		{"evil.example:6060", http.StatusForbidden},
+		{"localhost.evil.example", http.StatusForbidden},
+		{"evil.localhost", http.StatusForbidden},
+		{"192.0.2.1:6060", http.StatusForbidden},
+		{"[2001:db8::1]:6060", http.StatusForbidden},
+		{"[fe80::1%25lo]:6060", http.StatusForbidden},
+		{"0.0.0.0:6060", http.StatusForbidden},
+		{"", http.StatusForbidden},
+	} {
+		req := httptest.NewRequest("GET", "/stats", nil)
+		req.Host = tc.host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("Host %q: status %d, want %d", tc.host, rec.Code, tc.want)
+		}
+		if tc.want != http.StatusOK && strings.Contains(rec.Body.String(), "sessions") {
+			t.Errorf("Host %q: refused request got the stats: %s", tc.host, rec.Body)
+		}
+	}
+
+	// The same through ServeDebug's real listener, as a rebinding browser
+	// would send it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs := make(chan string, 1)
+	ts.log.SetOutput(io.MultiWriter(ts.logs, addrLineWriter(addrs)))
+	errc := make(chan error, 1)
+	go func() { errc <- ts.ServeDebug(ctx, "127.0.0.1:0") }()
+	var addr string
+	select {
+	case addr = <-addrs:
+	case <-time.After(waitTime):
+		t.Fatal("debug endpoint did not start")
+	}
+	for host, want := range map[string]int{"rebound.example:80": http.StatusForbidden, addr: http.StatusOK} {
+		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/stats", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %q over a real socket: status %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Error(err)
+	}
+}
+
+// addrLineWriter sends the address of the "debug endpoint" log line to c.
+type addrLineWriter chan<- string
+
+func (c addrLineWriter) Write(p []byte) (int, error) {
+	if m := regexp.MustCompile(`debug endpoint addr=(\S+)`).FindSubmatch(p); m != nil {
+		select {
+		case c <- string(m[1]):
+		default:
+		}
+	}
+	return len(p), nil
 }

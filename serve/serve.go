@@ -4,15 +4,31 @@
 // Anyone may connect with any user name and no password; the one-time code
 // is the login. The SSH source address (see ClientKey) is the client
 // identity for both the connection limits here and the otp per-client
-// limits. Abuse limits, from the outside in:
+// limits; an IPv6 client's /56 and /48 count as clients too, with wider
+// caps. Abuse limits, from the outside in:
 //
 //   - before the handshake: a per-client connection rate and connection caps
 //     (refused connections are closed at once, costing no key exchange);
 //   - a deadline on the handshake, an idle timeout and an absolute timeout;
 //   - one session per connection, a per-client and a global session cap
 //     (refused sessions get one polite line and exit status 1);
-//   - a bound on the bytes a connection may send, and a tighter one on the
-//     terminal input a session's program reads.
+//   - bounds on what one connection may send: before its shell starts (the
+//     SSH layer keeps some of it, such as environment requests, in memory),
+//     in all, and as terminal input to its program; a cap on environment
+//     variables;
+//   - two budgets shared by all connections, which bound the CPU that many
+//     clients, each within its own bounds, can take together: the bytes all
+//     connections may send per second (reads wait their turn, so a flood
+//     slows everyone down rather than growing memory: unread bytes stay in
+//     the kernel's socket buffers), and the terminal input all programs may
+//     read per second beyond a small allowance per session (the costliest
+//     bytes: each typed character is a message through the program). A
+//     session whose input finds that budget spent is closed instead of made
+//     to wait, since unread input would pile up in the SSH channel's buffer.
+//
+// A panic on any goroutine of one connection ends that connection only; it
+// is logged once and counted in Stats.Panics (for the SSH library's own
+// goroutines, once a program installs Server.LibraryLog).
 package serve
 
 import (
@@ -22,6 +38,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,8 +83,27 @@ type Config struct {
 	MaxInputBytes int64
 	// MaxConnBytes bounds all bytes one connection may send, SSH framing
 	// included (4 MiB). It stops floods the program never sees, such as
-	// endless environment requests, which the SSH layer keeps in memory.
+	// endless window changes.
 	MaxConnBytes int64
+	// MaxPreShellBytes bounds the bytes a connection may send before it
+	// asks for its shell, SSH framing included (64 KiB; a login's handshake
+	// and session set-up take a few KiB). Until then the SSH layer keeps
+	// what the client sends (environment, data for a program that has not
+	// started) and nothing reads it, so connections that never start a
+	// shell must not get MaxConnBytes each.
+	MaxPreShellBytes int64
+	// MaxEnvRequests caps the environment variables a session may set (64):
+	// a session that set more is refused its shell, with a line saying why.
+	MaxEnvRequests int
+	// ReadRate is the bytes per second all connections together may send,
+	// SSH framing included (8 MiB/s, far above what logins at full speed
+	// need). A connection's reads wait their turn while it is spent.
+	ReadRate int64
+	// InputRate is the terminal input per second all sessions' programs
+	// together may read beyond each session's first InputAllowance bytes
+	// (32 KiB/s and 1 KiB: a login types well under 1 KiB). A session that
+	// needs more while it is spent is closed, as for MaxInputBytes.
+	InputRate, InputAllowance int64
 	// TrustedProxies are the load balancers allowed to speak the PROXY
 	// protocol (v1 or v2). A connection from one of them must start with a
 	// PROXY header, whose source address then names the client for every
@@ -118,6 +154,11 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.MaxTimeout, 30*time.Minute)
 	setDefault(&c.MaxInputBytes, 64<<10)
 	setDefault(&c.MaxConnBytes, 4<<20)
+	setDefault(&c.MaxPreShellBytes, 64<<10)
+	setDefault(&c.MaxEnvRequests, 64)
+	setDefault(&c.ReadRate, 8<<20)
+	setDefault(&c.InputRate, 32<<10)
+	setDefault(&c.InputAllowance, 1<<10)
 	setDefault(&c.ShutdownGrace, 10*time.Second)
 	setDefault(&c.FPS, 60)
 	if c.Logger == nil {
@@ -133,7 +174,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("serve: session and connection limits must not be negative")
 	case c.HandshakeTimeout < 0, c.IdleTimeout < 0, c.MaxTimeout < 0, c.ShutdownGrace < 0:
 		return c, errors.New("serve: timeouts must not be negative")
-	case c.MaxInputBytes < 0, c.MaxConnBytes < 0:
+	case c.MaxInputBytes < 0, c.MaxConnBytes < 0, c.MaxPreShellBytes < 0, c.MaxEnvRequests < 0,
+		c.ReadRate < 0, c.InputRate < 0, c.InputAllowance < 0:
 		return c, errors.New("serve: input bounds must not be negative")
 	case c.FPS < 0 || c.FPS > 120:
 		return c, errors.New("serve: FPS must be within 1..120")
@@ -181,6 +223,8 @@ type Server struct {
 	ssh     *ssh.Server
 	lim     *limiter
 	hostKey gossh.PublicKey
+	reads   *byteBudget // Config.ReadRate
+	input   *byteBudget // Config.InputRate
 
 	served    atomic.Bool
 	addr      atomic.Value  // net.Addr, once serving
@@ -195,6 +239,16 @@ type Server struct {
 	sessionsTotal atomic.Int64
 	refused       atomic.Int64
 	turned        atomic.Int64
+	panics        atomic.Int64
+
+	hooks testHooks
+}
+
+// testHooks let tests inject a panic into goroutines of this package that no
+// real seam reaches (everything they run is this package's own code). All
+// nil outside tests.
+type testHooks struct {
+	window func(width, height int) // watch, for each window size it forwards
 }
 
 // New checks cfg, loads or creates the host key and returns a Server.
@@ -212,6 +266,8 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		lim:       newLimiter(cfg),
 		hostKey:   signer.PublicKey(),
+		reads:     newByteBudget(cfg.ReadRate, time.Now),
+		input:     newByteBudget(cfg.InputRate, time.Now),
 		stopping:  make(chan struct{}),
 		graceOver: make(chan struct{}),
 	}
@@ -230,7 +286,15 @@ func New(cfg Config) (*Server, error) {
 				s.log.Debug("handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
 			}
 			srv.Handler = s.handleSession
+			srv.SessionRequestCallback = s.sessionRequest
+			// Only session channels; no global requests, subsystems or
+			// forwarding (the port-forwarding callbacks stay nil, which
+			// denies them). The maps are set here, so that the library's
+			// process-wide defaults, which any package may add to, open
+			// nothing.
 			srv.ChannelHandlers = map[string]ssh.ChannelHandler{"session": s.sessionChannel}
+			srv.RequestHandlers = map[string]ssh.RequestHandler{}
+			srv.SubsystemHandlers = map[string]ssh.SubsystemHandler{}
 			return nil
 		},
 	)
@@ -343,8 +407,21 @@ func (s *Server) shutdown() {
 
 // admitConn is the ConnCallback: it applies the pre-handshake limits and
 // wraps the connection to count what it sends and release its slot.
-func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) net.Conn {
+func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) (admitted net.Conn) {
 	client := ClientKey(nc.RemoteAddr())
+	defer func() {
+		if r := recover(); r != nil {
+			s.logPanic(s.log.With("remote", nc.RemoteAddr().String()), "connection", r, debug.Stack())
+			// The SSH library closes a connection it gets no wrapper for.
+			// A panic past the limiter's admission would have left its slot
+			// taken; the limiter itself unlocks and changes nothing when
+			// it panics.
+			if admitted != nil {
+				_ = admitted.Close()
+			}
+			admitted = nil
+		}
+	}()
 	if err := s.lim.admitConn(client); err != nil {
 		s.refused.Add(1)
 		// Debug: under a flood, one line per refused connection would let
@@ -357,16 +434,19 @@ func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) net.Conn {
 		return nil
 	}
 	c := &countedConn{
-		Conn:    nc,
-		client:  client,
-		start:   time.Now(),
-		release: func() { s.lim.releaseConn(client) },
-		exceeded: func() {
-			s.log.Warn("connection closed", "remote", nc.RemoteAddr().String(),
-				"reason", errConnBytes, "limit", s.cfg.MaxConnBytes)
+		Conn:        nc,
+		ctx:         ctx,
+		client:      client,
+		start:       time.Now(),
+		maxBytes:    s.cfg.MaxConnBytes,
+		maxPreShell: min(s.cfg.MaxPreShellBytes, s.cfg.MaxConnBytes),
+		budget:      s.reads,
+		release:     func() { s.lim.releaseConn(client) },
+		exceeded: func(err error, limit int64) {
+			s.log.Warn("connection closed", "remote", nc.RemoteAddr().String(), "reason", err, "limit", limit)
 		},
 	}
-	c.left.Store(s.cfg.MaxConnBytes)
+	admitted = c
 	ctx.SetValue(connCtxKey{}, c)
 	return c
 }
@@ -392,43 +472,102 @@ func (s *Server) track() bool {
 }
 
 // sessionChannel allows one session channel per connection, so that the
-// session caps cannot be dodged by multiplexing one connection.
+// session caps cannot be dodged by multiplexing one connection. The SSH
+// library's session handler serves the channel's requests on this goroutine
+// (and calls sessionRequest there); a panic there ends the connection with
+// a line to the user.
 func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
 	if connOf(ctx).hasSession.Swap(true) {
 		_ = nc.Reject(gossh.ResourceShortage, "one session per connection")
 		return
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.logPanic(s.connLogger(ctx), "session requests", r, debug.Stack())
+			s.endConn(ctx, conn)
+		}
+	}()
 	ssh.DefaultSessionHandler(srv, conn, nc, ctx)
 }
 
-var errConnBytes = errors.New("connection sent more than MaxConnBytes")
+// sessionRequest is the SessionRequestCallback, asked before a session's
+// shell, exec or subsystem request is granted. A shell or exec starts
+// handleSession, which lifts MaxPreShellBytes; a session that set more than
+// MaxEnvRequests variables is refused it (the SSH library keeps every env
+// request until then, bounded by MaxPreShellBytes; after it, it refuses
+// them). No client sends that many (OpenSSH's SendEnv default is LANG and
+// LC_*).
+func (s *Server) sessionRequest(sess ssh.Session, reqType string) bool {
+	if reqType != "shell" && reqType != "exec" {
+		return false // no subsystems
+	}
+	if n := len(sess.Environ()); n > s.cfg.MaxEnvRequests {
+		s.turned.Add(1)
+		s.connLogger(sess.Context()).Info("session refused", "reason", "env cap", "env", n, "client", connOf(sess.Context()).client)
+		_, _ = fmt.Fprintln(sess.Stderr(), lineEnv)
+		return false
+	}
+	connOf(sess.Context()).shellStarted.Store(true)
+	return true
+}
 
-// countedConn stops reading once the peer has sent its byte budget and
-// releases the connection's limiter slot exactly once when closed. It also
-// carries what the server knows of the connection: the client key, when it
-// was admitted and whether it has opened its one session channel.
+// connLogger is the server's logger with the keys of ctx's connection.
+func (s *Server) connLogger(ctx ssh.Context) *log.Logger {
+	return s.log.With("session", shortID(ctx.SessionID()), "remote", ctx.RemoteAddr().String())
+}
+
+// endConn ends a connection after a panic: the user is told, if the session
+// got that far, and the connection is closed, which ends its program too.
+func (s *Server) endConn(ctx ssh.Context, conn *gossh.ServerConn) {
+	if sess, ok := ctx.Value(ssh.ContextKeySession).(ssh.Session); ok {
+		_, _ = fmt.Fprintln(sess.Stderr(), lineError)
+	}
+	_ = conn.Close()
+}
+
+var (
+	errConnBytes     = errors.New("connection sent more than MaxConnBytes")
+	errPreShellBytes = errors.New("connection sent more than MaxPreShellBytes before its shell")
+)
+
+// countedConn stops reading once the peer has sent its bytes (before and
+// after its shell starts), takes what it reads from the server's shared
+// read budget, and releases the connection's limiter slot exactly once when
+// closed. It also carries what the server knows of the connection: the
+// client key, when it was admitted, whether it has opened its one session
+// channel and whether that session asked for its shell.
 type countedConn struct {
 	net.Conn
-	client            string
-	start             time.Time
-	hasSession        atomic.Bool
-	left              atomic.Int64
-	release, exceeded func()
-	closeOnce, once   sync.Once
+	ctx                   context.Context // ends when the connection closes
+	client                string
+	start                 time.Time
+	hasSession            atomic.Bool
+	shellStarted          atomic.Bool
+	read                  atomic.Int64 // bytes read so far
+	maxBytes, maxPreShell int64
+	budget                *byteBudget
+	release               func()
+	exceeded              func(err error, limit int64)
+	closeOnce, once       sync.Once
 }
 
 func (c *countedConn) Read(p []byte) (int, error) {
-	left := c.left.Load()
-	if left <= 0 {
-		c.once.Do(c.exceeded)
-		return 0, errConnBytes
+	limit, err := c.maxBytes, errConnBytes
+	if !c.shellStarted.Load() {
+		limit, err = c.maxPreShell, errPreShellBytes
 	}
-	if int64(len(p)) > left {
-		p = p[:left]
+	read := c.read.Load()
+	if read >= limit {
+		c.once.Do(func() { c.exceeded(err, limit) })
+		return 0, err
 	}
-	n, err := c.Conn.Read(p)
-	c.left.Add(-int64(n))
-	return n, err
+	p = p[:min(int64(len(p)), limit-read, int64(c.budget.chunk))]
+	n, rerr := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	if n > 0 {
+		c.budget.take(c.ctx, n)
+	}
+	return n, rerr
 }
 
 func (c *countedConn) Close() error {

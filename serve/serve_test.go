@@ -250,21 +250,19 @@ func TestInputLimit(t *testing.T) {
 }
 
 func TestConnectionByteLimit(t *testing.T) {
-	ts := startServer(t, func(c *Config) { c.MaxConnBytes = 64 << 10 })
-	sess, err := dial(t, ts.addr).NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The SSH layer keeps every env request until the shell starts; the
-	// byte budget is what bounds them.
-	value := strings.Repeat("v", 4<<10)
-	for i := range 1000 {
-		if err := sess.Setenv(fmt.Sprint("K", i), value); err != nil {
+	ts := startServer(t, func(c *Config) { c.MaxConnBytes = 128 << 10 })
+	sess := openTerm(t, dial(t, ts.addr), 40, 12, nil)
+	ts.waitEvent(t, "size 40x12")
+	// Window changes reach the program only when the size changes; they are
+	// a flood it hardly sees, which MaxConnBytes stops.
+	for i := range 100_000 {
+		if err := sess.WindowChange(10+i%2, 30); err != nil {
 			ts.waitStats(t, "connection closed", func(s Stats) bool { return s.Conns == 0 })
+			waitFor(t, ts.logs, "more than MaxConnBytes")
 			return
 		}
 	}
-	t.Fatal("server accepted 4 MiB of environment")
+	t.Fatal("server accepted 6 MiB of window changes")
 }
 
 func TestClientDisconnectsMidSend(t *testing.T) {
@@ -312,7 +310,7 @@ func TestPanicEndsOnlyThatSession(t *testing.T) {
 	if status := healthy.wait(t); status != 0 {
 		t.Errorf("healthy session exit status %d, want 0", status)
 	}
-	waitFor(t, ts.logs, "end=error")
+	waitFor(t, ts.logs, "end=panic")
 }
 
 func TestShutdownWithLiveSessions(t *testing.T) {
@@ -479,5 +477,38 @@ func TestHostKeyCreatedOnce(t *testing.T) {
 		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".otplogin-host-key-*")); len(left) > 0 {
 			t.Errorf("temporary files left: %v", left)
 		}
+	}
+}
+
+// TestResizeAfterProgramEnds: the SSH library's request loop hands each
+// window change to the session and blocks until it is taken. A client that
+// goes on resizing after its program ended must not leave that loop (and
+// its session) blocked for good.
+func TestResizeAfterProgramEnds(t *testing.T) {
+	ts := startServer(t, nil)
+	wc := dial(t, ts.addr)
+	warm := openTerm(t, wc, 80, 24, nil) // process-wide helpers start with the first session
+	ts.waitEvent(t, size80x24)
+	warm.typeText(t, "\r")
+	warm.wait(t)
+	_ = wc.Close()
+	ts.waitStats(t, "warm-up connection gone", func(s Stats) bool { return s.Conns == 0 })
+	leakcheck.Check(t)
+	for range 5 {
+		c, err := dialErr(ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess := openTerm(t, c, 40, 12, nil)
+		ts.waitEvent(t, "size 40x12")
+		sess.typeText(t, "\r") // the program quits...
+		for i := 0; ; i++ {    // ...while the window keeps changing
+			if err := sess.WindowChange(10+i%2, 30); err != nil {
+				break
+			}
+		}
+		sess.wait(t)
+		_ = c.Close()
+		ts.waitStats(t, "connection released", func(s Stats) bool { return s.Conns == 0 })
 	}
 }

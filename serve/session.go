@@ -24,6 +24,7 @@ const (
 	lineClientSessions = "Too many sessions from your address. Close one and try again."
 	lineShutdown       = "The server is shutting down. Please try again in a minute."
 	lineInput          = "Too much input; closing the session."
+	lineEnv            = "Too many environment variables; set fewer and try again."
 	lineTimeLimit      = "Session time limit reached. Please reconnect to go on."
 	lineError          = "Sorry, something went wrong. Please try again."
 )
@@ -70,12 +71,14 @@ const (
 	endDisconnect                  // connection closed: client, idle or max timeout
 	endShutdown                    // quit by the server at the end of the grace period
 	endInput                       // MaxInputBytes exceeded
+	endInputRate                   // InputRate spent when the session needed more
 	endTimeLimit                   // quit by the server just before MaxTimeout
-	endError                       // the program failed or panicked
+	endError                       // the program failed
+	endPanic                       // a panic in the program or this session's goroutines
 )
 
 func (r endReason) String() string {
-	return [...]string{"quit", "disconnected", "shutdown", "input limit", "time limit", "error"}[r]
+	return [...]string{"quit", "disconnected", "shutdown", "input limit", "input rate", "time limit", "error", "panic"}[r]
 }
 
 // handleSession runs one SSH session: it checks for a PTY and the session
@@ -89,13 +92,12 @@ func (s *Server) handleSession(sess ssh.Session) {
 	start := time.Now()
 	conn := connOf(sess.Context())
 	client := conn.client
-	logger := s.log.With("session", shortID(sess.Context().SessionID()),
-		"remote", sess.RemoteAddr().String())
+	logger := s.connLogger(sess.Context())
 	defer func() {
 		// bubbletea recovers panics in the model itself; this catches the
 		// rest (NewModel, this handler) so only this session ends.
 		if r := recover(); r != nil {
-			logger.Error("session panic", "panic", r, "stack", string(debug.Stack()))
+			s.logPanic(logger, "session", r, debug.Stack())
 			refuse(sess, lineError)
 		}
 	}()
@@ -128,7 +130,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 	s.sessionsTotal.Add(1)
 	logger.Info("session start", "client", client)
 
-	in := &inputLimit{r: sess, left: s.cfg.MaxInputBytes}
+	in := &inputLimit{r: sess, left: s.cfg.MaxInputBytes, free: s.cfg.InputAllowance, budget: s.input}
 	width, height := clampWindow(pty.Window)
 	opts := append(bm.MakeOptions(sess),
 		tea.WithWindowSize(width, height),
@@ -144,7 +146,23 @@ func (s *Server) handleSession(sess ssh.Session) {
 	done := make(chan struct{})
 	watched := make(chan struct{})
 	go func() {
-		defer close(watched)
+		defer func() {
+			close(watched)
+			// The SSH library's request loop blocks on a window change
+			// until it is taken: drain them until that loop ends with the
+			// channel, or a client that keeps resizing after the program
+			// ended would keep the loop, and the session it holds, for
+			// good. Nothing here can panic.
+			for range winch {
+			}
+		}()
+		defer func() {
+			if r := recover(); r != nil {
+				s.logPanic(logger, "watch", r, debug.Stack())
+				reason.Store(int32(endPanic))
+				p.Kill()
+			}
+		}()
 		s.watch(sess.Context(), p, [2]int{width, height}, winch, done, &reason)
 	}()
 	final, err := p.Run()
@@ -153,16 +171,18 @@ func (s *Server) handleSession(sess ssh.Session) {
 
 	end := endReason(reason.Load())
 	switch {
-	case in.exceeded.Load():
-		end = endInput
+	case end == endPanic: // logged by the watch goroutine's recover
+	case in.ended.Load() != 0:
+		end = endReason(in.ended.Load())
 	case errors.Is(err, tea.ErrProgramPanic):
-		end = endError
+		end = endPanic
+		s.logPanic(logger, "program", err, panicStack(err))
 	case sess.Context().Err() != nil:
 		end = endDisconnect
 	case err != nil && end == endQuit:
 		end = endError
 	}
-	s.logEnd(logger, start, end, s.cfg.MaxConnBytes-conn.left.Load(), final, err)
+	s.logEnd(logger, start, end, conn.read.Load(), final, err)
 
 	switch end {
 	case endQuit, endDisconnect:
@@ -170,18 +190,17 @@ func (s *Server) handleSession(sess ssh.Session) {
 	// The leading newline: the program may have left the cursor mid-line.
 	case endShutdown:
 		refuse(sess, "\n"+lineShutdown)
-	case endInput:
+	case endInput, endInputRate:
 		refuse(sess, "\n"+lineInput)
 	case endTimeLimit:
 		refuse(sess, "\n"+lineTimeLimit)
-	case endError:
+	case endError, endPanic:
 		refuse(sess, "\n"+lineError)
 	}
 }
 
 // watch feeds window changes and shutdown notices to p until done is closed.
-// size is the window p started with. watch is the only goroutine this
-// package adds per session.
+// size is the window p started with.
 func (s *Server) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-chan ssh.Window, done <-chan struct{}, reason *atomic.Int32) {
 	// graceOver is watched only once the notice is out, so that a slow
 	// watcher cannot skip the notice when both channels are closed.
@@ -206,6 +225,9 @@ func (s *Server) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-cha
 			// The first value is the pty-req's window, which p already
 			// has; a client may also repeat a size, or exceed the clamp.
 			if width, height := clampWindow(w); [2]int{width, height} != size {
+				if s.hooks.window != nil {
+					s.hooks.window(width, height)
+				}
 				size = [2]int{width, height}
 				p.Send(tea.WindowSizeMsg{Width: width, Height: height})
 			}
@@ -257,25 +279,44 @@ func shortID(id string) string {
 	return id
 }
 
-var errInputLimit = errors.New("session input limit reached")
+var (
+	errInputLimit = errors.New("session input limit reached")
+	errInputRate  = errors.New("server input rate spent")
+)
 
-// inputLimit ends a session's input after a fixed number of bytes. Only the
+// inputLimit ends a session's input after a fixed number of bytes, or when
+// it needs more of the server's input budget than is left: the first free
+// bytes are the session's own, the rest are taken from budget. Only the
 // program's input goroutine reads it.
 type inputLimit struct {
-	r        io.Reader
-	left     int64
-	exceeded atomic.Bool
+	r          io.Reader
+	left, free int64
+	budget     *byteBudget
+	ended      atomic.Int32 // endInput or endInputRate once the input ended
 }
 
 func (l *inputLimit) Read(p []byte) (int, error) {
-	if l.left <= 0 {
-		l.exceeded.Store(true)
+	switch endReason(l.ended.Load()) {
+	case endInput:
 		return 0, errInputLimit
+	case endInputRate:
+		return 0, errInputRate
 	}
-	if int64(len(p)) > l.left {
-		p = p[:l.left]
+	if l.left <= 0 {
+		return 0, l.end(endInput, errInputLimit)
 	}
-	n, err := l.r.Read(p)
+	// At most one chunk beyond the free bytes, which the budget can grant.
+	n, err := l.r.Read(p[:min(int64(len(p)), l.left, l.free+int64(l.budget.chunk))])
 	l.left -= int64(n)
+	free := min(int64(n), l.free)
+	l.free -= free
+	if charged := int64(n) - free; charged > 0 && !l.budget.tryTake(int(charged)) {
+		return 0, l.end(endInputRate, errInputRate)
+	}
 	return n, err
+}
+
+func (l *inputLimit) end(why endReason, err error) error {
+	l.ended.Store(int32(why))
+	return err
 }

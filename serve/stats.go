@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/otplogin/otplogin/internal/proccpu"
@@ -19,15 +21,18 @@ import (
 
 // Stats is a snapshot of the server's load, for the load tool and operators.
 type Stats struct {
-	Sessions      int   `json:"sessions"`       // live sessions
-	Conns         int   `json:"conns"`          // live connections, sessions included
-	Clients       int   `json:"clients"`        // client addresses the limiter remembers
-	SessionsTotal int64 `json:"sessions_total"` // sessions started since New
-	Refused       int64 `json:"refused"`        // connections refused before the handshake
-	Turned        int64 `json:"turned_away"`    // sessions refused: no PTY, a cap, shutting down
-	Goroutines    int   `json:"goroutines"`     // in the whole process
-	RSSBytes      int64 `json:"rss_bytes"`      // resident set of the process; 0 if unknown
-	CPUNanos      int64 `json:"cpu_ns"`         // CPU time the process has used; 0 if unknown
+	Sessions      int   `json:"sessions"`        // live sessions
+	Conns         int   `json:"conns"`           // live connections, sessions included
+	Clients       int   `json:"clients"`         // clients and IPv6 prefixes the limiter remembers
+	SessionsTotal int64 `json:"sessions_total"`  // sessions started since New
+	Refused       int64 `json:"refused"`         // connections refused before the handshake
+	Turned        int64 `json:"turned_away"`     // sessions refused: no PTY, a cap, too many variables, shutting down
+	Panics        int64 `json:"panics"`          // panics recovered; each ended one connection
+	ReadWaits     int64 `json:"read_waits"`      // reads that waited for the shared ReadRate
+	InputRateEnds int64 `json:"input_rate_ends"` // sessions closed because InputRate was spent
+	Goroutines    int   `json:"goroutines"`      // in the whole process
+	RSSBytes      int64 `json:"rss_bytes"`       // resident set of the process; 0 if unknown
+	CPUNanos      int64 `json:"cpu_ns"`          // CPU time the process has used; 0 if unknown
 }
 
 // Stats returns the current Stats.
@@ -40,6 +45,9 @@ func (s *Server) Stats() Stats {
 		SessionsTotal: s.sessionsTotal.Load(),
 		Refused:       s.refused.Load(),
 		Turned:        s.turned.Load(),
+		Panics:        s.panics.Load(),
+		ReadWaits:     s.reads.waits.Load(),
+		InputRateEnds: s.input.refused.Load(),
 		Goroutines:    runtime.NumGoroutine(),
 		RSSBytes:      rss(),
 		CPUNanos:      int64(proccpu.Self()),
@@ -65,6 +73,9 @@ func rss() int64 {
 
 // DebugHandler serves Stats as JSON on /stats and the runtime profiles on
 // /debug/pprof/. It reveals internals: serve it on loopback only (ServeDebug).
+// It answers only requests whose Host is a loopback name or address: a web
+// page the operator opens could otherwise point its own host name at
+// 127.0.0.1 (DNS rebinding) and read the endpoint from the browser.
 func (s *Server) DebugHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
@@ -76,7 +87,33 @@ func (s *Server) DebugHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
+	return loopbackHostOnly(mux)
+}
+
+// loopbackHostOnly refuses requests whose Host header is not "localhost" or
+// a loopback IP address, with or without a port.
+func loopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isLoopbackHost(r.Host) {
+			http.Error(w, "forbidden: the debug endpoint answers only to a loopback host name", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func isLoopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1] // "[::1]" without a port
+	}
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
 }
 
 // ServeDebug serves DebugHandler on addr until ctx is cancelled. addr must be

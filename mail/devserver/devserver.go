@@ -16,6 +16,14 @@
 //	ls "$OUTBOX"/*Z-????????-alice@example.com.eml | tail -n 1
 //
 // Files appear whole (written under a dot name, then renamed).
+//
+// The outbox is capped (WithOutboxLimit; 10,000 messages or 100 MiB by
+// default): a message that would go over the cap first deletes the oldest
+// messages in the outbox, those with names of the form above and no other
+// files. A dev server that refused mail when full would stop every login
+// until someone emptied the folder, and anyone allowed to request codes
+// could fill it; the oldest codes have long expired, so deleting them loses
+// nothing a login needs.
 package devserver
 
 import (
@@ -32,6 +40,8 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +58,37 @@ const MaxMessages = 100
 
 // maxMessageBytes bounds one message; ours are a few KiB.
 const maxMessageBytes = 1 << 20
+
+// The outbox cap's defaults and bounds (see WithOutboxLimit).
+const (
+	DefaultOutboxFiles = 10_000
+	DefaultOutboxBytes = 100 << 20
+	MaxOutboxFiles     = 10_000_000
+	MinOutboxBytes     = maxMessageBytes // one message always fits
+	MaxOutboxBytes     = 1 << 40
+)
+
+// Option configures Start.
+type Option func(*options)
+
+type options struct {
+	files int
+	bytes int64
+}
+
+// WithOutboxLimit caps the outbox at files messages and bytes bytes (the
+// sizes of the messages), within 1..MaxOutboxFiles and
+// MinOutboxBytes..MaxOutboxBytes; zero keeps a default.
+func WithOutboxLimit(files int, bytes int64) Option {
+	return func(o *options) {
+		if files != 0 {
+			o.files = files
+		}
+		if bytes != 0 {
+			o.bytes = bytes
+		}
+	}
+}
 
 // Message is one received message.
 type Message struct {
@@ -70,6 +111,13 @@ type Server struct {
 	msgs    []Message     // oldest first, at most MaxMessages
 	changed chan struct{} // closed and replaced when a message arrives
 
+	// fileMu serialises writes to the outbox so that the cap holds: a
+	// message's room is made and filled under it.
+	fileMu     sync.Mutex
+	limit      options
+	files      []outboxFile // the outbox's messages, oldest first
+	filesBytes int64        // their sizes added up
+
 	stop func() bool
 }
 
@@ -85,8 +133,17 @@ func DefaultOutbox() string {
 
 // Start creates outbox (mode 0700; "" means DefaultOutbox) and starts the
 // server on a free loopback port. It stops when ctx is done or Close is
-// called; Close waits for it either way.
-func Start(ctx context.Context, outbox string) (*Server, error) {
+// called; Close waits for it either way. If the outbox already holds more
+// messages than its cap, the oldest are deleted before Start returns.
+func Start(ctx context.Context, outbox string, opts ...Option) (*Server, error) {
+	o := options{files: DefaultOutboxFiles, bytes: DefaultOutboxBytes}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.files < 1 || o.files > MaxOutboxFiles || o.bytes < MinOutboxBytes || o.bytes > MaxOutboxBytes {
+		return nil, fmt.Errorf("devserver: outbox limit %d messages, %d bytes: want 1..%d messages and %d..%d bytes",
+			o.files, o.bytes, MaxOutboxFiles, MinOutboxBytes, int64(MaxOutboxBytes))
+	}
 	if outbox == "" {
 		outbox = DefaultOutbox()
 	}
@@ -116,7 +173,12 @@ func Start(ctx context.Context, outbox string) (*Server, error) {
 		password: randomHex(16),
 		roots:    roots,
 		changed:  make(chan struct{}),
+		limit:    o,
 	}
+	if err := s.scanOutbox(); err != nil {
+		return nil, fmt.Errorf("devserver: outbox: %w", err)
+	}
+	s.trim(0, 0)
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
 		return &session{s: s}, nil
 	}))
@@ -213,7 +275,52 @@ func (s *Server) Close() error {
 	return s.run.Close()
 }
 
-// store writes m to the outbox and remembers it.
+// outboxFile is one message file in the outbox.
+type outboxFile struct {
+	name string
+	size int64
+}
+
+// messageName matches the names store gives messages; the cap deletes no
+// other file.
+var messageName = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}\.[0-9]{9}Z-[0-9a-f]{8}-[a-z0-9@._+-]+\.eml$`)
+
+// scanOutbox lists the messages already in the outbox, oldest first.
+func (s *Server) scanOutbox() error {
+	entries, err := os.ReadDir(s.outbox)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries { // sorted by name, so by time
+		if !e.Type().IsRegular() || !messageName.MatchString(e.Name()) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		s.files = append(s.files, outboxFile{e.Name(), fi.Size()})
+		s.filesBytes += fi.Size()
+	}
+	return nil
+}
+
+// trim deletes the oldest messages until files more messages of size bytes
+// fit under the cap. The caller holds fileMu (or is Start).
+func (s *Server) trim(files int, size int64) {
+	n := 0
+	for n < len(s.files) && (len(s.files)-n+files > s.limit.files || s.filesBytes+size > s.limit.bytes) {
+		// A file already deleted by hand is simply gone; any other
+		// failure leaves one file too many, which the operator's own
+		// clean-up then deals with.
+		_ = os.Remove(filepath.Join(s.outbox, s.files[n].name))
+		s.filesBytes -= s.files[n].size
+		n++
+	}
+	s.files = slices.Delete(s.files, 0, n)
+}
+
+// store writes m to the outbox, within its cap, and remembers it.
 func (s *Server) store(m Message) error {
 	rcpt := ""
 	if len(m.To) > 0 {
@@ -221,20 +328,16 @@ func (s *Server) store(m Message) error {
 	}
 	name := fmt.Sprintf("%s-%s-%s.eml", m.Time.UTC().Format("20060102T150405.000000000Z"), randomHex(4), sanitize(rcpt))
 	m.Path = filepath.Join(s.outbox, name)
-	tmp, err := os.CreateTemp(s.outbox, ".incoming-*") // mode 0600
+	s.fileMu.Lock()
+	s.trim(1, int64(len(m.Raw)))
+	err := writeFile(s.outbox, m.Path, m.Raw)
+	if err == nil {
+		s.files = append(s.files, outboxFile{name, int64(len(m.Raw))})
+		s.filesBytes += int64(len(m.Raw))
+	}
+	s.fileMu.Unlock()
 	if err != nil {
 		return err
-	}
-	_, werr := tmp.Write(m.Raw)
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), m.Path)
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-		return werr
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -245,6 +348,26 @@ func (s *Server) store(m Message) error {
 	close(s.changed)
 	s.changed = make(chan struct{})
 	return nil
+}
+
+// writeFile writes data to path through a temporary file in dir, so that
+// the file appears whole.
+func writeFile(dir, path string, data []byte) error {
+	tmp, err := os.CreateTemp(dir, ".incoming-*") // mode 0600
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(data)
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+	}
+	return werr
 }
 
 // sanitize keeps a recipient readable in a file name and harmless in a

@@ -3,6 +3,7 @@ package devserver_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -170,5 +171,133 @@ func TestSharedOutboxRefused(t *testing.T) {
 	}
 	if got := fi.Mode() & (os.ModeSticky | os.ModePerm); got != os.ModeSticky|0o777 {
 		t.Errorf("mode after Start = %v, want it unchanged", got)
+	}
+}
+
+// TestOutboxCap sends real mail to a server with a small cap: the oldest
+// messages make room, files that are not messages are never touched, and
+// a server started on an outbox over its cap trims it at once.
+func TestOutboxCap(t *testing.T) {
+	leakcheck.Check(t)
+	outbox := t.TempDir()
+	// Someone else's file, and a message from an earlier run.
+	other := filepath.Join(outbox, "notes.txt")
+	if err := os.WriteFile(other, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	earlier := filepath.Join(outbox, "20200101T000000.000000000Z-00000000-old@example.com.eml")
+	if err := os.WriteFile(earlier, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	send := func(t *testing.T, srv *devserver.Server, to []string) {
+		t.Helper()
+		sender, err := mail.New(srv.SenderConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sender.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		for i, addr := range to {
+			if err := sender.SendCode(ctx, addr, fmt.Sprintf("%06d", i), time.Now().Add(time.Minute)); err != nil {
+				t.Fatalf("SendCode to %s: %v", addr, err)
+			}
+		}
+	}
+	messages := func(t *testing.T) (names []string, total int64) {
+		t.Helper()
+		files, err := filepath.Glob(filepath.Join(outbox, "*.eml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			fi, err := os.Stat(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, filepath.Base(f))
+			total += fi.Size()
+		}
+		return names, total
+	}
+
+	t.Run("count", func(t *testing.T) {
+		srv, err := devserver.Start(t.Context(), outbox, devserver.WithOutboxLimit(3, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		send(t, srv, []string{"a@example.com", "b@example.com", "c@example.com", "d@example.com"})
+		names, _ := messages(t)
+		if len(names) != 3 {
+			t.Fatalf("outbox holds %v, want 3 messages", names)
+		}
+		for i, want := range []string{"b@example.com", "c@example.com", "d@example.com"} {
+			if !strings.HasSuffix(names[i], "-"+want+".eml") {
+				t.Errorf("message %d is %s, want the one to %s (oldest first gone)", i, names[i], want)
+			}
+		}
+		// The newest is still readable, as a login needs.
+		if m, ok := srv.Latest("d@example.com"); !ok || !strings.HasSuffix(m.Path, names[2]) {
+			t.Errorf("Latest(d) = %v, %v", m.Path, ok)
+		}
+		if _, err := os.Stat(other); err != nil {
+			t.Errorf("a file that is not a message was touched: %v", err)
+		}
+	})
+
+	t.Run("bytes", func(t *testing.T) {
+		_, before := messages(t)
+		size := before / 3 // the three messages above are alike in size
+		srv, err := devserver.Start(t.Context(), outbox, devserver.WithOutboxLimit(0, devserver.MinOutboxBytes))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		n := int(devserver.MinOutboxBytes/size) + 5
+		to := make([]string, n)
+		for i := range to {
+			to[i] = fmt.Sprintf("r%d@example.com", i)
+		}
+		send(t, srv, to)
+		names, total := messages(t)
+		if total > devserver.MinOutboxBytes || total < devserver.MinOutboxBytes-2*size {
+			t.Errorf("outbox holds %d bytes, want at most %d and close to it", total, devserver.MinOutboxBytes)
+		}
+		if last := names[len(names)-1]; !strings.HasSuffix(last, fmt.Sprintf("-r%d@example.com.eml", n-1)) {
+			t.Errorf("newest message is %s, want the last one sent", last)
+		}
+	})
+
+	t.Run("trimmed at start", func(t *testing.T) {
+		srv, err := devserver.Start(t.Context(), outbox, devserver.WithOutboxLimit(2, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+		if names, _ := messages(t); len(names) != 2 {
+			t.Errorf("outbox holds %d messages after Start, want 2", len(names))
+		}
+		if _, err := os.Stat(other); err != nil {
+			t.Errorf("a file that is not a message was touched: %v", err)
+		}
+	})
+
+	t.Run("bad limits", func(t *testing.T) {
+		for _, o := range []devserver.Option{
+			devserver.WithOutboxLimit(-1, 0),
+			devserver.WithOutboxLimit(devserver.MaxOutboxFiles+1, 0),
+			devserver.WithOutboxLimit(0, devserver.MinOutboxBytes-1),
+			devserver.WithOutboxLimit(0, devserver.MaxOutboxBytes+1),
+		} {
+			if srv, err := devserver.Start(t.Context(), outbox, o); err == nil {
+				srv.Close()
+				t.Error("Start accepted a limit out of bounds")
+			}
+		}
+	})
+	if _, err := os.Stat(earlier); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the oldest message from an earlier run is still there: %v", err)
 	}
 }
