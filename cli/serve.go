@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 
 	tea "charm.land/bubbletea/v2"
@@ -55,6 +56,9 @@ func runServe(ctx context.Context, c *Config, stdio IO) error {
 	if err != nil {
 		return configError{err}
 	}
+	// charm.land/ssh logs the panics it recovers through slog's default
+	// logger: into the operator log, counted in /stats.
+	slog.SetDefault(slog.New(srv.LibraryLog()))
 	// Listening here rather than in ListenAndServe lets a bad or busy
 	// address name its setting.
 	var lc net.ListenConfig

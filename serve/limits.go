@@ -3,9 +3,9 @@ package serve
 import (
 	"errors"
 	"fmt"
+	"github.com/otplogin/otplogin/otp"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -56,24 +56,10 @@ var prefixes = [...]struct {
 	factor int
 }{{64, 1}, {56, 4}, {48, 16}}
 
-// clientKeys returns the keys client is counted under, innermost first: the
-// client itself, and for an IPv6 /64 also the /56 and /48 that hold it.
-// TODO(lead): use otp.ClientKeys after merge
-func clientKeys(client string) []string {
-	if !strings.Contains(client, "/") { // IPv4, or not an address: no prefixes
-		return []string{client}
-	}
-	p, err := netip.ParsePrefix(client)
-	if err != nil || !p.Addr().Is6() || p.Bits() != prefixes[0].bits {
-		return []string{client}
-	}
-	keys := make([]string, len(prefixes))
-	for i, pre := range prefixes {
-		wider, _ := p.Addr().Prefix(pre.bits)
-		keys[i] = wider.String()
-	}
-	return keys
-}
+// clientKeys returns the keys client is counted under, innermost first:
+// the client itself, and for an IPv6 /64 (what ClientKey gives) also the /56
+// and /48 that hold it, as otp counts clients for its own limits.
+func clientKeys(client string) []string { return otp.ClientKeys(client) }
 
 // limiter admits connections and sessions. Per-client checks come before
 // global ones, so one client over its own limit never takes a global slot;

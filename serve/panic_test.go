@@ -125,9 +125,9 @@ func TestPanicEndsOneConnection(t *testing.T) {
 		trigger     func(t *testing.T)
 	}{
 		{"NewModel", "where=session", true, session("new", "")},
-		{"Update", "where=program", false, session("update", "x")},
-		{"View", "where=program", false, session("view", "")},
-		{"command", "where=program", false, session("cmd", "")},
+		{"Update", "where=program", true, session("update", "x")},
+		{"View", "where=program", true, session("view", "")},
+		{"command", "where=program", true, session("cmd", "")},
 		{"watch", "where=watch", true, func(t *testing.T) {
 			sess := openTerm(t, dial(t, ls.addr), 80, 24, nil)
 			waitFor(t, sess.out, "Email")

@@ -479,8 +479,8 @@ func TestPatchGoroutinePanicsEndTheProgram(t *testing.T) {
 			if pe.Value != value {
 				t.Errorf("PanicError.Value = %v, want %q", pe.Value, value)
 			}
-			if !bytes.Contains(pe.Stack, []byte(tt.frame)) {
-				t.Errorf("PanicError.Stack has no %s:\n%s", tt.frame, pe.Stack)
+			if !bytes.Contains(pe.Stack(), []byte(tt.frame)) {
+				t.Errorf("PanicError.Stack has no %s:\n%s", tt.frame, pe.Stack())
 			}
 		})
 	}

@@ -46,9 +46,15 @@ var ErrProgramPanic = errors.New("program experienced a panic")
 // program draws on). If several goroutines panic, it is the first panic.
 // otplogin patch.
 type PanicError struct {
-	Value any    // the value passed to panic
-	Stack []byte // the stack of the goroutine that panicked, as debug.Stack
+	Value any // the value passed to panic
+	stack []byte
 }
+
+// Stack returns the stack of the goroutine that panicked, as debug.Stack
+// gave it. A method rather than a field, so that code which must also build
+// against releases without PanicError can ask for it through
+// interface{ Stack() []byte }.
+func (e *PanicError) Stack() []byte { return e.stack }
 
 // Error returns ErrProgramPanic's text and the panic's value, without the
 // stack.
@@ -1452,7 +1458,7 @@ func (p *Program) catchGoPanic() {
 // Run returns. otplogin patch: upstream sent only ErrProgramPanic, and the
 // stack went nowhere but stderr.
 func (p *Program) reportPanic(r interface{}) *PanicError {
-	this := &PanicError{Value: r, Stack: debug.Stack()}
+	this := &PanicError{Value: r, stack: debug.Stack()}
 	p.panicked.CompareAndSwap(nil, this)
 	first := p.panicked.Load()
 	select {
@@ -1463,7 +1469,7 @@ func (p *Program) reportPanic(r interface{}) *PanicError {
 	// terminal does not work or when raw mode is still active.
 	rec := strings.ReplaceAll(fmt.Sprintf("%s", r), "\n", "\r\n")
 	fmt.Fprintf(os.Stderr, "Caught panic:\r\n\r\n%s\r\n\r\nRestoring terminal...\r\n\r\n", rec)
-	stack := strings.ReplaceAll(fmt.Sprintf("%s\n", this.Stack), "\n", "\r\n")
+	stack := strings.ReplaceAll(fmt.Sprintf("%s\n", this.stack), "\n", "\r\n")
 	fmt.Fprint(os.Stderr, stack)
 	if v, err := strconv.ParseBool(os.Getenv("TEA_DEBUG")); err == nil && v {
 		f, err := os.Create(fmt.Sprintf("bubbletea-panic-%d.log", time.Now().Unix()))
