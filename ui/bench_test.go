@@ -76,8 +76,8 @@ func BenchmarkLogin(b *testing.B) {
 		d.send(enter)
 		d.typ(e.sender.code(b, addr))
 		d.send(enter)
-		if d.m.state != stateDone {
-			b.Fatalf("login %d ended on screen %d", i, d.m.state)
+		if d.m.on != ScreenVerified {
+			b.Fatalf("login %d ended on screen %q", i, d.m.on)
 		}
 	}
 }
