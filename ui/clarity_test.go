@@ -178,7 +178,7 @@ func TestTooLongSaysSo(t *testing.T) {
 // has says where the log is; an SSH visitor is never shown the path.
 func TestFailureNamesLogFile(t *testing.T) {
 	const logFile = "/home/me/.cache/otplogin/otplogin.log"
-	const named = "The reason is in the log file " + logFile + "."
+	const named = "The log file " + logFile + " says why."
 	for _, tc := range []struct {
 		name   string
 		remote bool

@@ -100,6 +100,12 @@ func (m *Model) View() tea.View {
 	return v
 }
 
+// devModeText says where mail goes instead of being sent. The path is
+// inside the sentence, so that no full stop seems to be part of it.
+func devModeText(outbox string) string {
+	return "DEV MODE: mail is saved in " + outbox + " and not sent."
+}
+
 // fitted is a section's text as layout draws it: wrapped (unless it is an
 // input) and cut to the inner width, and the single line it is cut to when
 // even the wrapped sections do not fit.
@@ -219,7 +225,7 @@ func (m *Model) render(s screen, k frameKey) *frameCache {
 func (m *Model) renderCommon(s screen, k frameKey) *frameCache {
 	c := &frameCache{key: k}
 	if m.outbox != "" {
-		c.dev = fit(k.st.dev.Render("DEV MODE · mail is not sent; it is saved in "+m.outbox), k.iw, true)
+		c.dev = fit(k.st.dev.Render(devModeText(m.outbox)), k.iw, true)
 	}
 	s.common(c, k.st, k.iw)
 	c.help = fit(helpView(k), k.iw, true)

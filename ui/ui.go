@@ -119,19 +119,9 @@ const (
 // holds a text input, which is large, and a value receiver would copy it to
 // the heap on every message (docs/PERFORMANCE.md has what that cost).
 type Model struct {
-	// Set by New, never changed.
-	svc     Service
-	client  string
-	now     func() time.Time
-	outbox  string // shown on every screen; "" when Remote
-	logFile string // named by failures the log explains; "" when Remote
-	remote  bool
-	timeout time.Duration
-	ctx     context.Context
-	logger  *log.Logger
-	codeLen int
-	after   func(context.Context, time.Duration, tea.Msg) tea.Cmd
-	shared  *Cache // Options.Cache
+	config // set by New, never changed
+	after  func(context.Context, time.Duration, tea.Msg) tea.Cmd
+	shared *Cache // Options.Cache
 
 	// The frame; see frame.go.
 	width, height int
@@ -182,9 +172,23 @@ type screen interface {
 	view(m *Model, c *frameCache, secs []section) []section
 }
 
-// New returns the model for one session.
-func New(opts Options) *Model {
-	m := &Model{
+// config is Options with the defaults filled in, as the Model and
+// accessible mode both use them.
+type config struct {
+	svc     Service
+	client  string
+	now     func() time.Time
+	outbox  string // shown to the person; "" when Remote
+	logFile string // named by failures the log explains; "" when Remote
+	remote  bool
+	timeout time.Duration
+	ctx     context.Context
+	logger  *log.Logger
+	codeLen int
+}
+
+func newConfig(opts Options) config {
+	c := config{
 		svc:     opts.Service,
 		client:  opts.Client,
 		now:     opts.Now,
@@ -192,31 +196,39 @@ func New(opts Options) *Model {
 		timeout: opts.RequestTimeout,
 		ctx:     opts.Context,
 		logger:  opts.Logger,
-		shared:  opts.Cache,
 		codeLen: 6,
+	}
+	if !opts.Remote {
+		c.outbox = safe(opts.DevOutbox)
+		c.logFile = safe(opts.LogFile)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultRequestTimeout
+	}
+	if c.ctx == nil {
+		c.ctx = context.Background()
+	}
+	if c.logger == nil {
+		c.logger = log.New(io.Discard)
+	}
+	if c.svc != nil && c.svc.CodeLength() > 0 {
+		c.codeLen = c.svc.CodeLength()
+	}
+	return c
+}
+
+// New returns the model for one session.
+func New(opts Options) *Model {
+	m := &Model{
+		config:  newConfig(opts),
+		shared:  opts.Cache,
 		st:      theme(true), // until the terminal says otherwise
 		outcome: outcomeIdle,
 		after:   after,
 		on:      ScreenEmail,
-	}
-	if !opts.Remote {
-		m.outbox = safe(opts.DevOutbox)
-		m.logFile = safe(opts.LogFile)
-	}
-	if m.now == nil {
-		m.now = time.Now
-	}
-	if m.timeout <= 0 {
-		m.timeout = DefaultRequestTimeout
-	}
-	if m.ctx == nil {
-		m.ctx = context.Background()
-	}
-	if m.logger == nil {
-		m.logger = log.New(io.Discard)
-	}
-	if m.svc != nil && m.svc.CodeLength() > 0 {
-		m.codeLen = m.svc.CodeLength()
 	}
 	m.clock = m.now()
 	m.email.init(m.st)
@@ -509,12 +521,13 @@ func requestFailure(err error, now time.Time, logFile string) verdict {
 const unavailableText = "Service temporarily unavailable, try again."
 
 // seeLog adds where the reason is to text, when the person may read the
-// log (the local app; never an SSH visitor).
+// log (the local app; never an SSH visitor). The path is inside the
+// sentence, so that no full stop seems to be part of it.
 func seeLog(text, logFile string) string {
 	if logFile == "" {
 		return text
 	}
-	return text + " The reason is in the log file " + logFile + "."
+	return text + " The log file " + logFile + " says why."
 }
 
 // limitText says which limit refused and when to come back.
@@ -539,13 +552,17 @@ func limitText(le *otp.LimitError, now time.Time) string {
 	return what + " Try again at " + at + " (in " + inWords(le.RetryAt.Sub(now)) + ")."
 }
 
-func (m *Model) logInfo(msg string, kv ...any) {
-	m.logger.Info(msg, append([]any{"addr", mask.Address(m.address), "client", m.client}, kv...)...)
+func (m *Model) logInfo(msg string, kv ...any) { m.config.logInfo(m.address, msg, kv...) }
+
+func (m *Model) logWarn(msg string, err error) { m.config.logWarn(m.address, msg, err) }
+
+func (c *config) logInfo(address, msg string, kv ...any) {
+	c.logger.Info(msg, append([]any{"addr", mask.Address(address), "client", c.client}, kv...)...)
 }
 
 // logWarn logs err with the address masked wherever it appears, since SMTP
 // replies often echo it.
-func (m *Model) logWarn(msg string, err error) {
-	m.logger.Warn(msg, "addr", mask.Address(m.address), "client", m.client,
-		"err", mask.In(err.Error(), m.address))
+func (c *config) logWarn(address, msg string, err error) {
+	c.logger.Warn(msg, "addr", mask.Address(address), "client", c.client,
+		"err", mask.In(err.Error(), address))
 }
