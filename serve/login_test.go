@@ -76,8 +76,8 @@ func TestFullLogin(t *testing.T) {
 	waitFor(t, sess.out, "Email")
 	sess.typeText(t, "alice@example.com\r")
 	code := ls.code(t, "alice@example.com")
-	waitFor(t, sess.out, "Check your email") // the code screen, where the code can be typed
-	waitFor(t, sess.out, "a***@example.com")
+	waitFor(t, sess.out, "Check your email")  // the code screen, where the code can be typed
+	waitFor(t, sess.out, "alice@example.com") // in full: the visitor's own address
 	// Until the user types it, the code must appear nowhere on screen.
 	if out := sess.out.String(); strings.Contains(out, code) {
 		t.Errorf("the SSH user was shown the code %q", code)
@@ -104,4 +104,29 @@ func TestFullLogin(t *testing.T) {
 	if regexp.MustCompile(`(^|[^0-9a-f])`+code+`($|[^0-9a-f])`).MatchString(logs) || strings.Contains(logs, "alice@") {
 		t.Errorf("log shows the code or the full address:\n%s", logs)
 	}
+}
+
+// TestLeavingExitsOne: a visitor who leaves without verifying ends the
+// session with exit status 1, as the local app does.
+func TestLeavingExitsOne(t *testing.T) {
+	ls := startLoginServer(t, nil)
+	for _, tc := range []struct{ name, keys string }{
+		{"esc on the email screen", "\x1b"},
+		{"ctrl+c on the email screen", "\x03"},
+		{"ctrl+c on the code screen", "bob@example.com\r"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sess := openTerm(t, dial(t, ls.addr), 80, 24, nil)
+			waitFor(t, sess.out, "Email")
+			sess.typeText(t, tc.keys)
+			if strings.HasSuffix(tc.keys, "\r") {
+				waitFor(t, sess.out, "Check your email")
+				sess.typeText(t, "\x03")
+			}
+			if status := sess.wait(t); status != 1 {
+				t.Errorf("exit status %d, want 1", status)
+			}
+		})
+	}
+	waitFor(t, ls.logs, "outcome=cancelled")
 }

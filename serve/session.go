@@ -156,8 +156,15 @@ func (s *Server) handleSession(sess ssh.Session) {
 	s.logEnd(logger, start, end, s.cfg.MaxConnBytes-conn.left.Load(), final, err)
 
 	switch end {
-	case endQuit, endDisconnect:
-		return // the SSH layer sends exit status 0 (or nobody is listening)
+	case endQuit:
+		// The local app's statuses: 1 when the person quit without
+		// verifying (Esc, ctrl+c), 0 otherwise.
+		if o, ok := final.(Outcomer); ok && o.Outcome() == "cancelled" {
+			_ = sess.Exit(1)
+		}
+		return
+	case endDisconnect:
+		return // nobody is listening
 	// The leading newline: the program may have left the cursor mid-line.
 	case endShutdown:
 		refuse(sess, "\n"+lineShutdown)
