@@ -320,8 +320,9 @@ type ansiBlack struct{}
 func (ansiBlack) RGBA() (r, g, b, a uint32) { return 0, 0, 0, 0xffff }
 
 // TestViewAllocs keeps View an assembly of parts rendered in Update: it is
-// called once per frame (after every message with stock Bubble Tea), and re-rendering the help line, titles and
-// wrapping each time made it 138–165 allocations a frame.
+// called once per frame (after every message with stock Bubble Tea), and
+// re-rendering the help line, titles and wrapping each time made it several
+// times as dear (docs/PERFORMANCE.md).
 func TestViewAllocs(t *testing.T) {
 	e := newEnv(t, otp.Config{})
 	d := newDriver(t, e.options(Options{Remote: true}))
