@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -214,8 +213,7 @@ func (r *lineRun) request(ctx context.Context, resend bool) step {
 		r.say("A new code is on its way; the previous one no longer works.")
 	}
 	if t.AlreadySent {
-		r.say(fmt.Sprintf("We already sent a code to %s at %s. Type its %d digits below.",
-			r.address, t.SentAt.In(now.Location()).Format("15:04"), r.codeLen))
+		r.say("We already sent a code to " + r.address + " at " + t.SentAt.In(now.Location()).Format("15:04") + ".")
 	} else {
 		r.say(codeExplain(r.address, r.codeLen))
 	}

@@ -23,11 +23,11 @@ const (
 	expiredText = "This code has expired. Ask for a new code."
 )
 
-// codeExplain names the address, so a typo in it shows, and says how long
-// the code is. The field has no placeholder for the same reason as the
-// email field (see emailExplain).
+// codeExplain names the address, so that a typo in it shows, and says how
+// long the code is: the field has no placeholder, for the reason the email
+// field has none (see emailExplain).
 func codeExplain(address string, n int) string {
-	return fmt.Sprintf("We sent a code to %s. Type its %d digits below.", address, n)
+	return fmt.Sprintf("We sent a code to %s. It has %d digits.", address, n)
 }
 
 func codeLengthText(n int) string { return fmt.Sprintf("Code must be %d digits.", n) }
@@ -71,15 +71,13 @@ type codeScreen struct {
 type tickMsg struct{ seq uint64 }
 
 func newCodeScreen(m *Model) *codeScreen {
-	s := &codeScreen{input: textinput.New(), codeLen: m.codeLen}
+	s := &codeScreen{input: m.st.field, codeLen: m.codeLen}
 	s.input.Prompt = codePrompt
 	// Digits only, with room to spare so that a 7th digit gets "must be
 	// 6 digits" instead of vanishing without a word.
 	s.input.CharLimit = 2 * m.codeLen
-	s.input.KeyMap.Paste.SetEnabled(false) // see emailScreen.init
-	s.input.SetStyles(m.st.input)
 	iw := m.innerWidth()
-	s.input.SetWidth(max(iw-len(codePrompt)-1, 1))
+	s.input.SetWidth(max(iw-len(s.input.Prompt)-1, 1))
 	return s
 }
 

@@ -23,7 +23,7 @@ import (
 // is filled.
 const (
 	emailTitle   = "Prove you own an email address"
-	emailExplain = "Type your address, like you@example.com, to get a one-time code by mail."
+	emailExplain = "Type your address (like you@example.com) to get a code."
 	emailPrompt  = "Email: "
 )
 
@@ -67,16 +67,11 @@ var (
 )
 
 func (s *emailScreen) init(st *styles) {
-	s.input = textinput.New()
+	s.input = st.field
 	s.input.Prompt = emailPrompt
 	// One over the limit, so that typing or pasting a longer address says
 	// it is too long instead of stopping without a word.
 	s.input.CharLimit = maxAddress + 1
-	// ctrl+v would read the clipboard of the machine running the program,
-	// which over SSH is the server's; terminals paste with bracketed paste
-	// (tea.PasteMsg) anyway.
-	s.input.KeyMap.Paste.SetEnabled(false)
-	s.input.SetStyles(st.input)
 	s.input.Focus()
 }
 
