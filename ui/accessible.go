@@ -78,18 +78,16 @@ const (
 const maxLine = maxPasteBytes
 
 // RunAccessible runs one login in accessible mode on term, with opts as
-// for New (Cache is not used). It returns once the code was accepted, the
-// person left (the word quit, ctrl+c, ctrl+d or the end of In), or ctx
-// ended; a caller tells the last one apart by ctx.
+// for New; ctx bounds it and every request, so Options.Context and Cache
+// are not used. It returns once the code was accepted, the person left
+// (the word quit, ctrl+c, ctrl+d or the end of In), or ctx ended; a caller
+// tells the last one apart by ctx.
 //
 // It reads In in a goroutine of its own, so that it can stop when ctx
 // ends; that goroutine ends at once if it is not reading, and otherwise
 // when a read on In returns, which closing In (or the SSH session) makes
 // happen.
 func RunAccessible(ctx context.Context, opts Options, term LineIO) Result {
-	if opts.Context == nil {
-		opts.Context = ctx
-	}
 	out := &lockedWriter{w: term.Out}
 	r := &lineRun{config: newConfig(opts), out: out, outcome: outcomeIdle, nl: "\n"}
 	if term.Echo {
