@@ -10,6 +10,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/otplogin/otplogin/ui"
 )
 
 // TestLoginsEndToEnd is the CI-sized load run: 50 real SSH sessions through
@@ -166,4 +170,47 @@ type countingStats struct {
 func (c *countingStats) Stats(ctx context.Context) (Sample, error) {
 	c.calls.Add(1)
 	return c.StatsReader.Stats(ctx)
+}
+
+// TestScreensFoundWithoutWords runs logins against the ui with every word
+// on its screens translated: the load tool finds the screens by the
+// window titles the ui sets, so a rewording cannot break a run.
+func TestScreensFoundWithoutWords(t *testing.T) {
+	const n = 3
+	st := startStack(t, n, stackOptions{wrap: func(m *ui.Model) tea.Model { return french{m} }})
+	rep, err := Run(t.Context(), Config{
+		Addr: st.addr, Sessions: n, Concurrency: n, Timeout: time.Minute,
+		SessionTimeout: 10 * time.Second, Codes: NewOutbox(st.outbox), Settle: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := writeReport(t, rep); rep.OK != n || rep.Failed != 0 {
+		t.Fatalf("want %d verified logins:\n%s", n, out)
+	}
+	// The words the load tool used to look for are gone.
+	m := french{ui.New(ui.Options{})}
+	for _, old := range []string{"Email:", "Code:", "Verified"} {
+		if v := m.View().Content; strings.Contains(v, old) || !strings.Contains(v, "Courriel") {
+			t.Fatalf("the translated screen still says %q:\n%s", old, v)
+		}
+	}
+}
+
+// french is the ui with its words changed, as a translation would change
+// them; the window titles stay.
+type french struct{ *ui.Model }
+
+var toFrench = strings.NewReplacer("Email:", "Courriel :", "Code:", "Code :", "Verified", "Vérifié",
+	"Prove you own an email address", "Prouvez que l'adresse est à vous", "Check your email", "Lisez votre courriel")
+
+func (f french) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	_, cmd := f.Model.Update(msg)
+	return f, cmd
+}
+
+func (f french) View() tea.View {
+	v := f.Model.View()
+	v.Content = toFrench.Replace(v.Content)
+	return v
 }

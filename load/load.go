@@ -5,7 +5,7 @@
 // A login session does what a person does: it dials, asks for a PTY, waits
 // for the email screen, types a distinct address, waits for the code screen,
 // reads the mailed code from the operator's dev outbox, types it and waits for
-// the "Verified" banner. An idle run (Config.Hold > 0) opens every session to
+// the success screen. An idle run (Config.Hold > 0) opens every session to
 // its first frame and keeps them all open, to measure what idle sessions cost.
 //
 // Targets must be loopback addresses: this is a tool for measuring one host,
@@ -24,7 +24,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
+
 	"github.com/otplogin/otplogin/internal/proccpu"
+	"github.com/otplogin/otplogin/ui"
 )
 
 // idleQuiet is the wait between the last session's first frame and the
@@ -44,17 +47,24 @@ const (
 	MaxConcurrency = 5_000
 )
 
-// Screens are texts that identify each screen of the UI in the stripped
-// terminal output. Each must be plain text that the UI draws in one piece.
+// Screens are the byte strings that mark each screen of the UI in the
+// terminal output as the server sends it, escape sequences included.
 type Screens struct {
-	Email    string // on the email screen: the first frame
-	Code     string // on the code screen, once the code was sent
-	Verified string // in the success banner
+	Email    string // the email screen: the first frame
+	Code     string // the code screen, once the code was sent
+	Verified string // the success screen
 }
 
-// DefaultScreens matches the ui package's screens.
+// DefaultScreens finds the ui package's screens by the window title each
+// one sets (ui.Screen), which a terminal shows in its title bar, not among
+// the words on screen: rewording or translating the screens does not
+// break a run.
 func DefaultScreens() Screens {
-	return Screens{Email: "Email:", Code: "Code:", Verified: "Verified"}
+	return Screens{
+		Email:    ansi.SetWindowTitle(string(ui.ScreenEmail)),
+		Code:     ansi.SetWindowTitle(string(ui.ScreenCode)),
+		Verified: ansi.SetWindowTitle(string(ui.ScreenVerified)),
+	}
 }
 
 // CodeReader finds the code most recently mailed to an address, waiting for

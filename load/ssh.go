@@ -1,6 +1,7 @@
 package load
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -154,12 +155,12 @@ func (s *sshSession) start(target, user string) error {
 	return nil
 }
 
-// waitFor reads output until its text, escape sequences stripped, contains
-// marker. ctx only labels the error: the caller bounds the wait by closing
-// the connection.
+// waitFor reads output until it contains marker. ctx only labels the
+// error: the caller bounds the wait by closing the connection.
 func (s *sshSession) waitFor(ctx context.Context, phase, marker, address string) error {
+	m := []byte(marker)
 	for {
-		if len(s.buf) > 0 && strings.Contains(ansi.Strip(string(s.buf)), marker) {
+		if bytes.Contains(s.buf, m) {
 			s.buf = s.buf[:0]
 			return nil
 		}
@@ -169,7 +170,7 @@ func (s *sshSession) waitFor(ctx context.Context, phase, marker, address string)
 		n, err := s.stdout.Read(s.chunk)
 		s.buf = append(s.buf, s.chunk[:n]...)
 		if err != nil {
-			if strings.Contains(ansi.Strip(string(s.buf)), marker) {
+			if bytes.Contains(s.buf, m) {
 				s.buf = s.buf[:0]
 				return nil
 			}

@@ -39,6 +39,8 @@ type stackOptions struct {
 	// clientCodes overrides the per-client code limit (default: enough
 	// for every session).
 	clientCodes int
+	// wrap, if set, wraps each session's model.
+	wrap func(*ui.Model) tea.Model
 }
 
 // startStack starts the stack for sessions sessions and stops it, waiting
@@ -81,10 +83,14 @@ func startStack(t testing.TB, sessions int, o stackOptions) *stack {
 		FPS:                  o.fps,
 		Logger:               quiet,
 		NewModel: func(sess serve.Session) tea.Model {
-			return ui.New(ui.Options{
+			m := ui.New(ui.Options{
 				Service: svc, Client: sess.Client, Remote: true,
 				Context: sess.Context(), Logger: sess.Logger, Cache: screens,
 			})
+			if o.wrap != nil {
+				return o.wrap(m)
+			}
+			return m
 		},
 	})
 	if err != nil {

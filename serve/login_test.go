@@ -10,7 +10,6 @@ import (
 	tea "charm.land/bubbletea/v2"
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/otplogin/otplogin/internal/mask"
 	"github.com/otplogin/otplogin/mail"
 	"github.com/otplogin/otplogin/mail/devserver"
 	"github.com/otplogin/otplogin/otp"
@@ -81,7 +80,7 @@ func (ls *loginServer) login(t *testing.T, c *gossh.Client, addr string) (code, 
 	sess.typeText(t, addr+"\r")
 	code = ls.code(t, addr)
 	waitFor(t, sess.out, "Check your email") // the code screen, where the code can be typed
-	waitFor(t, sess.out, mask.Address(addr))
+	waitFor(t, sess.out, addr)               // in full: the visitor's own address
 	// Until the user types it, the code must appear nowhere on screen.
 	if out := sess.out.String(); strings.Contains(out, code) {
 		t.Errorf("the SSH user was shown the code %q", code)
@@ -114,4 +113,33 @@ func TestFullLogin(t *testing.T) {
 	if regexp.MustCompile(`(^|[^0-9a-f])`+code+`($|[^0-9a-f])`).MatchString(logs) || strings.Contains(logs, "alice@") {
 		t.Errorf("log shows the code or the full address:\n%s", logs)
 	}
+}
+
+// TestLeavingExitsOne: a visitor who leaves without verifying ends the
+// session with the local app's statuses: 1 after Esc, 130 after Ctrl+C.
+func TestLeavingExitsOne(t *testing.T) {
+	ls := startLoginServer(t, nil)
+	for _, tc := range []struct {
+		name, keys string
+		status     int
+	}{
+		{"esc on the email screen", "\x1b", 1},
+		{"ctrl+c on the email screen", "\x03", 130},
+		{"ctrl+c on the code screen", "bob@example.com\r", 130},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sess := openTerm(t, dial(t, ls.addr), 80, 24, nil)
+			waitFor(t, sess.out, "Email")
+			sess.typeText(t, tc.keys)
+			if strings.HasSuffix(tc.keys, "\r") {
+				waitFor(t, sess.out, "Check your email")
+				sess.typeText(t, "\x03")
+			}
+			if status := sess.wait(t); status != tc.status {
+				t.Errorf("exit status %d, want %d", status, tc.status)
+			}
+		})
+	}
+	waitFor(t, ls.logs, "outcome=cancelled")
+	waitFor(t, ls.logs, "outcome=interrupted")
 }

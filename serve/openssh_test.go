@@ -69,7 +69,7 @@ func TestOpenSSHUnderTmux(t *testing.T) {
 	waitPane("Check your email") // the code screen: the sending screen ignores keys
 	keys("-l", code)
 	keys("Enter")
-	waitPane("Verified b***@example.com")
+	waitPane("Verified bob@example.com")
 	keys("Enter")
 	waitPane("ssh-exit=0")
 	waitFor(t, ls.logs, "outcome=verified")

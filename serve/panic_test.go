@@ -12,7 +12,6 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/ssh"
-	uv "github.com/charmbracelet/ultraviolet"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/time/rate"
 )
@@ -270,51 +269,4 @@ func TestMaskAddresses(t *testing.T) {
 			t.Errorf("maskAddresses(%q) = %q, want %q", in, got, want)
 		}
 	}
-}
-
-// issueBytes are the five bytes of issue 12 that ended the process: the
-// 8-bit CSI form of an X10 mouse report, cut short.
-const issueBytes = "\x9bM:]m"
-
-// decoderSurvives reports whether the terminal decoder gets through b
-// without a panic.
-func decoderSurvives(b []byte) (ok bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
-	var d uv.EventDecoder
-	for len(b) > 0 {
-		n, _ := d.Decode(b)
-		if n <= 0 {
-			break
-		}
-		b = b[n:]
-	}
-	return true
-}
-
-// TestIssueBytesThenLogin sends issue 12's bytes through a real SSH
-// session: the server survives and a full login on it works. The session
-// either goes on (the decoder reads them as nothing) or ends with
-// lineError (a panic recovered), never the process.
-func TestIssueBytesThenLogin(t *testing.T) {
-	if !decoderSurvives([]byte(issueBytes)) {
-		// Sending them would end this test binary, as it ended the server.
-		t.Skip("TODO(lead): the decoder fix of issue 12 (third_party/ultraviolet) is not on this branch")
-	}
-	ls := startLoginServer(t, nil)
-	c := dial(t, ls.addr)
-	sess := openTerm(t, c, 80, 24, nil)
-	waitFor(t, sess.out, "Email")
-	sess.typeText(t, issueBytes)
-	sess.typeText(t, "\x03") // Ctrl+C, if the session is still there
-	if status := sess.wait(t); status != 0 && !strings.Contains(sess.out.String(), lineError) {
-		t.Errorf("exit status %d without %q: %q", status, lineError, sess.out.String())
-	}
-	if p := ls.Stats().Panics; p > 1 {
-		t.Errorf("%d panics for one session", p)
-	}
-	ls.login(t, dial(t, ls.addr), "after-issue-bytes@example.com")
 }

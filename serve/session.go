@@ -185,8 +185,20 @@ func (s *Server) handleSession(sess ssh.Session) {
 	s.logEnd(logger, start, end, conn.read.Load(), final, err)
 
 	switch end {
-	case endQuit, endDisconnect:
-		return // the SSH layer sends exit status 0 (or nobody is listening)
+	case endQuit:
+		// The local app's statuses: 1 when the person left with Esc, 130
+		// with Ctrl+C (as a shell reports an interrupt), 0 otherwise.
+		if o, ok := final.(Outcomer); ok {
+			switch o.Outcome() {
+			case "cancelled":
+				_ = sess.Exit(1)
+			case "interrupted":
+				_ = sess.Exit(130)
+			}
+		}
+		return
+	case endDisconnect:
+		return // nobody is listening
 	// The leading newline: the program may have left the cursor mid-line.
 	case endShutdown:
 		refuse(sess, "\n"+lineShutdown)

@@ -4,10 +4,11 @@ import "sync"
 
 // Cache shares rendered screen parts between the Models of one server: the
 // titles, explanations and help line of a screen are the same for every
-// session with the same width, theme and keys, and rendering them
-// (lipgloss styles, wrapping, the help bar) was a tenth of an SSH server's
-// CPU per login. Parts that name the address stay with their session. A
-// Cache is safe for concurrent use, and its zero value is an empty Cache.
+// session with the same width, theme and keys, and rendering them (lipgloss
+// styles, wrapping, the help bar) is a good part of what a login costs an
+// SSH server (docs/PERFORMANCE.md). Parts that name the address stay with
+// their session. A Cache is safe for concurrent use, and its zero value is
+// an empty Cache.
 type Cache struct {
 	mu     sync.Mutex
 	parts  map[cacheKey]*frameCache
@@ -15,13 +16,11 @@ type Cache struct {
 }
 
 // inputKey is what an empty, focused input's view depends on: the screen
-// gives the prompt and the placeholder (with the code length), the theme
-// the styles, the width the padding.
+// gives the prompt, the theme the styles, the width the padding.
 type inputKey struct {
-	state   state
-	st      *styles
-	iw      int
-	codeLen int
+	on Screen
+	st *styles
+	iw int
 }
 
 type cacheKey struct {
@@ -29,9 +28,9 @@ type cacheKey struct {
 	outbox string
 }
 
-// maxCacheEntries bounds each of a Cache's maps. A server clamps windows, so it needs a
-// few hundred entries (screens x widths x themes x key sets); a Cache that
-// fills up anyway starts over rather than grow.
+// maxCacheEntries bounds each of a Cache's maps. A server clamps windows,
+// so it needs a few hundred entries (screens x widths x themes x key sets);
+// a Cache that fills up anyway starts over rather than grow.
 const maxCacheEntries = 4096
 
 // NewCache returns an empty Cache.
@@ -41,7 +40,7 @@ func NewCache() *Cache {
 
 // input returns the view of an empty, focused input for k, made by render
 // on a miss. Every session shows one on each new email and code screen,
-// and textinput renders its placeholder cell by cell.
+// and textinput renders its padding cell by cell.
 func (c *Cache) input(k inputKey, render func() string) string {
 	return memo(&c.mu, &c.inputs, k, render)
 }
@@ -52,9 +51,9 @@ func (c *Cache) get(k frameKey, outbox string, render func(frameKey) *frameCache
 }
 
 // memo returns (*m)[k], made by build on a miss and kept, under mu; *m is
-// made on first use and starts over when it holds maxCacheEntries. build runs outside the lock: two
-// sessions missing the same key at once both build it, which is cheaper
-// than making every session wait on one.
+// made on first use and starts over when it holds maxCacheEntries. build
+// runs outside the lock: two sessions missing the same key at once both
+// build it, which is cheaper than making every session wait on one.
 func memo[K comparable, V any](mu *sync.Mutex, m *map[K]V, k K, build func() V) V {
 	mu.Lock()
 	v, ok := (*m)[k]

@@ -6,7 +6,6 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/otplogin/otplogin/internal/mask"
 	"github.com/otplogin/otplogin/otp"
 )
 
@@ -23,7 +22,7 @@ func TestCacheSharesAndStaysBounded(t *testing.T) {
 		mu.Unlock()
 		return &frameCache{key: k}
 	}
-	email := frameKey{state: stateEmail, st: theme(true), iw: 60}
+	email := frameKey{on: ScreenEmail, st: theme(true), iw: 60}
 	first := c.get(email, "", render)
 	var wg sync.WaitGroup
 	for range 32 {
@@ -40,11 +39,11 @@ func TestCacheSharesAndStaysBounded(t *testing.T) {
 	if got := c.get(email, "/tmp/outbox", render); got == first {
 		t.Error("a Model with an outbox shares parts with one without")
 	}
-	if got := c.get(frameKey{state: stateEmail, st: theme(false), iw: 60}, "", render); got == first {
+	if got := c.get(frameKey{on: ScreenEmail, st: theme(false), iw: 60}, "", render); got == first {
 		t.Error("the light theme shares parts with the dark one")
 	}
 	for iw := range maxCacheEntries + 10 {
-		c.get(frameKey{state: stateCode, st: theme(true), iw: iw}, "", render)
+		c.get(frameKey{on: ScreenCode, st: theme(true), iw: iw}, "", render)
 	}
 	if n := len(c.parts); n > maxCacheEntries {
 		t.Errorf("cache holds %d entries, bound %d", n, maxCacheEntries)
@@ -76,8 +75,8 @@ func TestCacheKeepsAddressesApart(t *testing.T) {
 			s.do(i, d)
 		}
 		for i, d := range ds {
-			d.wantView(mask.Address(addrs[i]))
-			d.wantNotView(mask.Address(addrs[1-i]))
+			d.wantView(addrs[i])
+			d.wantNotView(addrs[1-i])
 		}
 	}
 }

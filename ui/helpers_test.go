@@ -259,10 +259,10 @@ func (d *driver) wantNotView(subs ...string) {
 	}
 }
 
-func (d *driver) wantState(s state) {
+func (d *driver) wantScreen(s Screen) {
 	d.t.Helper()
-	if d.m.state != s {
-		d.t.Fatalf("state = %d, want %d; view:\n%s", d.m.state, s, d.view())
+	if d.m.on != s {
+		d.t.Fatalf("screen = %q, want %q; view:\n%s", d.m.on, s, d.view())
 	}
 }
 
@@ -280,5 +280,5 @@ func (d *driver) toCode() {
 	d.t.Helper()
 	d.typ(alice)
 	d.send(enter)
-	d.wantState(stateCode)
+	d.wantScreen(ScreenCode)
 }

@@ -28,7 +28,7 @@ func TestHostileEmailInput(t *testing.T) {
 		msg       tea.Msg
 		wantValue string // "" means: don't check
 		wantText  []string
-		maxLen    int // runes the input may hold
+		maxLen    int // runes the input may hold: one over the limit, to say it is too long
 	}{
 		{"escape sequence typed", tea.KeyPressMsg{Code: '[', Text: "\x1b[31mred\x1b]0;pwned\x07"},
 			"", []string{"Typed text ignored: it contains control characters."}, 0},
@@ -49,20 +49,19 @@ func TestHostileEmailInput(t *testing.T) {
 		{"10 KB hostile paste", tea.PasteMsg{Content: strings.Repeat("x\x1b", 5*1024)},
 			"", []string{"Pasted text ignored: it is longer than 254 bytes."}, 0},
 		{"10 KB paste", tea.PasteMsg{Content: strings.Repeat("x", 10*1024)},
-			"", []string{"The pasted text was too long; only the first 254 characters were kept.",
-				"The address must contain an @"}, 254},
+			"", []string{"The address is too long: an email address has at most 254 characters."}, 255},
 		{"300-byte address", tea.PasteMsg{Content: long},
-			"", []string{"too long"}, 254},
+			"", []string{"The address is too long"}, 255},
 		{"unicode address", tea.PasteMsg{Content: "émile@exämple.com"},
 			"émile@exämple.com", []string{"The address must use only ASCII characters."}, 0},
 		{"wide runes", tea.PasteMsg{Content: strings.Repeat("漢", 300)},
-			"", []string{"too long"}, 254},
+			"", []string{"The address is too long"}, 255},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, otp.Config{})
 			d := newDriver(t, e.options(Options{}))
 			d.send(tc.msg)
-			v := d.m.input.Value()
+			v := d.m.email.input.Value()
 			if tc.wantValue != "" && v != tc.wantValue {
 				t.Errorf("value = %q, want %q", v, tc.wantValue)
 			}
@@ -76,8 +75,8 @@ func TestHostileEmailInput(t *testing.T) {
 			for _, s := range tc.wantText {
 				d.wantView(s)
 			}
-			if d.m.state != stateEmail && tc.name != "CR LF around" {
-				t.Fatalf("hostile input was sent: state %d", d.m.state)
+			if d.m.on != ScreenEmail && tc.name != "CR LF around" {
+				t.Fatalf("hostile input was sent: screen %q", d.m.on)
 			}
 			for _, size := range [][2]int{{80, 24}, {40, 10}, {10, 3}} {
 				d.send(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
@@ -132,11 +131,11 @@ func TestCodeInput(t *testing.T) {
 			d := newDriver(t, e.options(Options{}))
 			d.typ(tc.name[:1] + "x@example.com")
 			d.send(enter)
-			d.wantState(stateCode)
+			d.wantScreen(ScreenCode)
 			for _, m := range tc.in {
 				d.send(m)
 			}
-			if got := d.m.input.Value(); got != tc.want {
+			if got := d.m.code.input.Value(); got != tc.want {
 				t.Fatalf("code input = %q, want %q", got, tc.want)
 			}
 		})
@@ -184,10 +183,10 @@ func FuzzInput(f *testing.F) {
 		d.send(tea.WindowSizeMsg{Width: 40, Height: 10})
 		for _, msg := range []tea.Msg{tea.PasteMsg{Content: s}, tea.KeyPressMsg{Code: 'x', Text: s}} {
 			d.send(msg)
-			if r, bad := hasUnsafe(d.m.input.Value()); bad {
+			if r, bad := hasUnsafe(d.m.email.input.Value()); bad {
 				t.Fatalf("value holds %U after %T %q", r, msg, s)
 			}
-			if n := len([]rune(d.m.input.Value())); n > 254 {
+			if n := len([]rune(d.m.email.input.Value())); n > maxAddress+1 {
 				t.Fatalf("value holds %d runes", n)
 			}
 			view := d.m.View().Content

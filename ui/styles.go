@@ -13,6 +13,13 @@ type styles struct {
 	title, text, faint, dev, info, success, failure, hint, spinner lipgloss.Style
 	input                                                          textinput.Styles
 	help                                                           help.Styles
+	// field is an empty text input with these styles, which every screen
+	// copies for its own: textinput.New renders a set of default styles
+	// only for them to be replaced, which made a new field dear enough
+	// to show in a server's profile. A copy shares nothing it changes:
+	// the cursor never blinks, and the rest is values and slices that
+	// textinput only reads.
+	field textinput.Model
 }
 
 // themes holds the light [0] and dark [1] themes. They are built once and
@@ -44,7 +51,14 @@ func newStyles(isDark bool) *styles {
 	in.Cursor.Color = accent
 	in.Focused.Prompt = lipgloss.NewStyle().Foreground(accent).Bold(true)
 	in.Blurred.Prompt = lipgloss.NewStyle().Foreground(subtle)
+	field := textinput.New()
+	field.SetStyles(in)
+	// ctrl+v would read the clipboard of the machine running the program,
+	// which over SSH is the server's; terminals paste with bracketed paste
+	// (tea.PasteMsg) anyway.
+	field.KeyMap.Paste.SetEnabled(false)
 	return &styles{
+		field:   field,
 		title:   lipgloss.NewStyle().Bold(true).Foreground(accent),
 		text:    lipgloss.NewStyle(),
 		faint:   lipgloss.NewStyle().Foreground(subtle),

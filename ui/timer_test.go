@@ -40,13 +40,13 @@ func sessionTimers(t *testing.T, ctx context.Context) map[string]tea.Cmd {
 	request := d.update(enter)
 	m := *d.m       // a copy, so that the driver keeps its held timers
 	m.after = after // what New set before the driver took the timers over
-	spin := m.spinTick()
+	spin := m.sending.spin(&m)
 
 	d.run(request)
-	d.wantState(stateCode)
+	d.wantScreen(ScreenCode)
 	m = *d.m
 	m.after = after
-	countdown := m.nextTick()
+	countdown := m.code.nextTick(&m)
 
 	d.typ(e.sender.code(t, alice))
 	verify := d.update(enter)
@@ -178,7 +178,7 @@ func TestSpinnerTicksOnlyWhileSending(t *testing.T) {
 		t.Error("a tick of an earlier request continued its chain")
 	}
 	d.run(request)
-	d.wantState(stateCode)
+	d.wantScreen(ScreenCode)
 	if cmd := d.update(spinMsg{id: d.m.reqID}); cmd != nil {
 		t.Error("the spinner still ticks on the code screen")
 	}

@@ -2,28 +2,33 @@
 // an email address, has the otp service mail a one-time code to it, and
 // checks the code the person types.
 //
-// Screens: email -> sending -> code -> done. The model never blocks: every
-// Service call runs in a tea.Cmd under a deadline and comes back as a
-// message tagged with a request id, so a late answer to a request the user
-// walked away from changes nothing. Nothing ticks while the model is idle:
-// the cursor does not blink, the spinner runs only while a request is out,
-// and the countdown ticks once a second only while the code screen is shown.
+// The flow is email -> sending -> code -> verified. Each screen is a small
+// model in a file of its own, with its state, keys, texts and behaviour:
+// email.go, sending.go, code.go and result.go. Model composes them: it owns
+// the requests to the Service and the frame every screen shares (frame.go:
+// the dev-mode line, the title, the banner and the help line). RunAccessible
+// (accessible.go) runs the same flow, with the same rules and texts, as plain
+// lines for screen readers and simple terminals.
 //
-// What the user sees never contains internals (SMTP replies, store errors)
-// or the code itself; the operator's log gets the details with the address
-// masked.
+// The model never blocks: every Service call runs in a tea.Cmd under a
+// deadline and comes back as a message tagged with a request id, so a late
+// answer to a request the person walked away from changes nothing. Nothing
+// ticks while the model is idle: the cursor does not blink, the spinner runs
+// only while a request is out, and the countdown ticks once a second only
+// while the code screen is shown.
+//
+// What the person sees never contains internals (SMTP replies, store
+// errors) or the code itself; the operator's log gets the details with the
+// address masked.
 package ui
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
 	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/spinner"
-	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/log/v2"
 
@@ -48,11 +53,17 @@ type Options struct {
 	// Now is the clock (default time.Now); tests inject a fake one.
 	Now func() time.Time
 	// DevOutbox, when set and not Remote, is the folder where the dev mail
-	// server saves messages; the UI shows a DEV MODE banner with it.
+	// server saves messages; the UI shows a DEV MODE line with it.
 	DevOutbox string
-	// Remote marks an SSH session: the address is masked on screen
-	// (a***@example.com), the outbox is never shown, and the success screen
-	// stays up until a key or a short timer instead of quitting at once.
+	// LogFile, when set and not Remote, is where the operator's log goes;
+	// a failure whose reason only the log has (mail not working, the
+	// service unavailable) names it.
+	LogFile string
+	// Remote marks an SSH session: the outbox and the log file are never
+	// shown, the UI draws inline instead of on the alternate screen, and
+	// the success screen stays up until a key or a short timer instead of
+	// quitting at once. The visitor sees the address they typed in full;
+	// the log masks it.
 	Remote bool
 	// RequestTimeout bounds each Request and Verify (default 30s).
 	RequestTimeout time.Duration
@@ -72,16 +83,19 @@ type Options struct {
 // zero. Mail delivery dominates it.
 const DefaultRequestTimeout = 30 * time.Second
 
-// successLinger is how long a Remote success screen stays up without a key.
-const successLinger = 10 * time.Second
+// Screen names a screen of the login. The view sets the terminal's window
+// title to it, which is how a program that drives the UI (the load tool, a
+// test) tells the screens apart without reading the words meant for people,
+// which change. The values are part of the API: change them only together
+// with what reads them.
+type Screen string
 
-type state uint8
-
+// The screens, in the order a login meets them.
 const (
-	stateEmail   state = iota // typing the address
-	stateSending              // Request in flight, spinner on
-	stateCode                 // typing the code, countdown on
-	stateDone                 // verified
+	ScreenEmail    Screen = "otplogin: email"    // typing the address
+	ScreenSending  Screen = "otplogin: sending"  // a code is being requested
+	ScreenCode     Screen = "otplogin: code"     // typing the code
+	ScreenVerified Screen = "otplogin: verified" // the code was right
 )
 
 // Outcome words; see Model.Outcome.
@@ -100,75 +114,82 @@ const (
 	outcomeInterrupted = "interrupted"
 )
 
-type tone uint8
-
-const (
-	toneNone tone = iota
-	toneInfo
-	toneSuccess
-	toneFailure
-)
-
-// banner replaces the tutorial's flash message.
-type banner struct {
-	tone tone
-	text string
-}
-
 // Model is the Bubble Tea model for the whole flow. Create it with New.
 //
-// Its methods take a pointer and Update returns the same pointer: a Model is
-// ~8.6 KB (a textinput.Model is most of it), and a value receiver copied it
-// to the heap on every message, ~45 times a login, which was half of what
-// an SSH server allocated per login and much of its GC work.
+// Its methods take a pointer and Update returns the same pointer: a Model
+// holds a text input, which is large, and a value receiver would copy it to
+// the heap on every message (docs/PERFORMANCE.md has what that cost).
 type Model struct {
+	config // set by New, never changed
+	after  func(context.Context, time.Duration, tea.Msg) tea.Cmd
+	shared *Cache // Options.Cache
+
+	// The frame; see frame.go.
+	width, height int
+	st            *styles
+	// clock is the time of the last Update; View shows it, so View stays a
+	// pure function of the model.
+	clock  time.Time
+	cache  *frameCache // what View draws that changes rarely; see refresh
+	banner banner      // the answer to the person's last action
+	notice string      // a line from outside, e.g. the server shutting down
+
+	// The screens. The code screen is made when the first code is sent,
+	// so that a session idling on the email screen holds one text input.
+	on      Screen
+	email   emailScreen
+	sending sendingScreen
+	code    *codeScreen
+	result  resultScreen
+
+	address string // normalised address of the current request
+	reqID   uint64 // id of the one request whose answer counts
+	cancel  context.CancelFunc
+	outcome string
+}
+
+// screen is one step of the flow, kept in a file of its own with its state,
+// keys, texts and behaviour. Model shows one at a time and hands it every
+// message the flow does not handle itself.
+type screen interface {
+	// update handles a message; the screen calls back into the flow (m)
+	// to request a code, verify one, or move to another screen.
+	update(m *Model, msg tea.Msg) tea.Cmd
+	// enter is called each time the screen is shown.
+	enter(m *Model) tea.Cmd
+	// keys lists the bindings that work now, for the help line; the
+	// frame adds ctrl+c.
+	keys(m *Model) helpKeys
+	// common renders the parts every session shows alike at width iw,
+	// which a Cache shares; own adds the parts that name the address
+	// (only called when namesAddress).
+	common(c *frameCache, st *styles, iw int)
+	namesAddress() bool
+	own(c *frameCache, st *styles, iw int, address string)
+	// status is a line that changes with the clock (the countdown), or "".
+	status(m *Model) string
+	// view appends the screen's sections to secs, taking what changes
+	// rarely from c.
+	view(m *Model, c *frameCache, secs []section) []section
+}
+
+// config is Options with the defaults filled in, as the Model and
+// accessible mode both use them.
+type config struct {
 	svc     Service
 	client  string
 	now     func() time.Time
-	outbox  string
+	outbox  string // shown to the person; "" when Remote
+	logFile string // named by failures the log explains; "" when Remote
 	remote  bool
 	timeout time.Duration
 	ctx     context.Context
 	logger  *log.Logger
 	codeLen int
-	after   func(context.Context, time.Duration, tea.Msg) tea.Cmd
-
-	state         state
-	width, height int
-	st            *styles
-	keys          keyMap
-	input         textinput.Model // the email or the code field; see setInput
-	inputFor      state
-	typed         string // the address field's text while input holds the code
-	spinFrame     int    // index into spinner.Dot.Frames while sending
-
-	// clock is the time of the last Update; View shows it, so View stays a
-	// pure function of the model.
-	clock  time.Time
-	cache  *frameCache // what View draws that changes rarely; see refresh
-	shared *Cache      // Options.Cache
-
-	address  string     // normalised address of the current request
-	ticket   otp.Ticket // the pending code's times, once a Request worked
-	reqID    uint64     // id of the one request whose answer counts
-	cancel   context.CancelFunc
-	returnTo state  // where a failed or cancelled Request goes back to
-	tickSeq  uint64 // id of the one countdown tick chain that counts
-
-	banner      banner
-	notice      string // what input sanitising did, e.g. a truncated paste
-	emailErr    error  // validation of the typed address
-	emailTried  bool   // Enter was pressed once: show emailErr from now on
-	alreadySent bool   // the code screen shows a code sent earlier
-	codeDead    bool   // expired or out of attempts: only resend helps
-	verifying   bool
-	verified    bool
-	outcome     string
 }
 
-// New returns the model for one session.
-func New(opts Options) *Model {
-	m := &Model{
+func newConfig(opts Options) config {
+	c := config{
 		svc:     opts.Service,
 		client:  opts.Client,
 		now:     opts.Now,
@@ -176,78 +197,45 @@ func New(opts Options) *Model {
 		timeout: opts.RequestTimeout,
 		ctx:     opts.Context,
 		logger:  opts.Logger,
-		shared:  opts.Cache,
 		codeLen: 6,
-		st:      theme(true), // until the terminal says otherwise
-		keys:    defaultKeyMap(),
-		input:   textinput.New(),
-		outcome: outcomeIdle,
-		after:   after,
 	}
 	if !opts.Remote {
-		m.outbox = safe(opts.DevOutbox)
+		c.outbox = safe(opts.DevOutbox)
+		c.logFile = safe(opts.LogFile)
 	}
-	if m.now == nil {
-		m.now = time.Now
+	if c.now == nil {
+		c.now = time.Now
 	}
-	if m.timeout <= 0 {
-		m.timeout = DefaultRequestTimeout
+	if c.timeout <= 0 {
+		c.timeout = DefaultRequestTimeout
 	}
-	if m.ctx == nil {
-		m.ctx = context.Background()
+	if c.ctx == nil {
+		c.ctx = context.Background()
 	}
-	if m.logger == nil {
-		m.logger = log.New(io.Discard)
+	if c.logger == nil {
+		c.logger = log.New(io.Discard)
 	}
-	if m.svc != nil && m.svc.CodeLength() > 0 {
-		m.codeLen = m.svc.CodeLength()
+	if c.svc != nil && c.svc.CodeLength() > 0 {
+		c.codeLen = c.svc.CodeLength()
+	}
+	return c
+}
+
+// New returns the model for one session.
+func New(opts Options) *Model {
+	m := &Model{
+		config:  newConfig(opts),
+		shared:  opts.Cache,
+		st:      theme(true), // until the terminal says otherwise
+		outcome: outcomeIdle,
+		after:   after,
+		on:      ScreenEmail,
 	}
 	m.clock = m.now()
-
-	// ctrl+v would read the clipboard of the machine running the program,
-	// which over SSH is the server's; terminals paste with bracketed paste
-	// (tea.PasteMsg) anyway.
-	m.input.KeyMap.Paste.SetEnabled(false)
-	m.setTheme(true)
-	m.inputFor = stateCode // so that setInput loads the email field
-	m.setInput(stateEmail)
-	m.input.Focus()
-	m.syncKeys()
+	m.email.init(m.st)
+	m.fitInputs()
 	m.refresh()
 	return m
-}
-
-// setInput loads the one text input with the email or the code field. One
-// input serves both screens because a textinput.Model is ~8 KB, and an idle
-// SSH session should hold as little as possible; the typed address is kept
-// aside while the code field is in use.
-func (m *Model) setInput(s state) {
-	if m.inputFor == s {
-		return
-	}
-	if m.inputFor == stateEmail {
-		m.typed = m.input.Value()
-	}
-	m.inputFor = s
-	m.input.Reset()
-	if s == stateEmail {
-		m.input.Prompt = "Email: "
-		m.input.Placeholder = "you@example.com"
-		m.input.CharLimit = 254 // the longest address SMTP allows (RFC 5321)
-		m.input.SetValue(m.typed)
-	} else {
-		m.input.Prompt = "Code: "
-		m.input.Placeholder = fmt.Sprintf("%d-digit code", m.codeLen)
-		// Digits only, with room to spare so that a 7th digit gets "must
-		// be 6 digits" instead of vanishing without a word.
-		m.input.CharLimit = 2 * m.codeLen
-	}
-	m.fitInput()
-}
-
-// fitInput gives the input the inner width less its prompt and the cursor.
-func (m *Model) fitInput() {
-	m.input.SetWidth(max(m.innerWidth()-len(m.input.Prompt)-1, 1))
 }
 
 // Init asks the terminal for its background colour; the answer picks the
@@ -258,17 +246,20 @@ func (m *Model) Init() tea.Cmd {
 
 // Verified returns the verified address once the code was accepted.
 func (m *Model) Verified() (address string, ok bool) {
-	if !m.verified {
+	if m.on != ScreenVerified {
 		return "", false
 	}
 	return m.address, true
 }
 
 // Outcome is one word for the operator's log: "verified"; "cancelled" when
-// the user quit with Esc, "interrupted" with Ctrl+C; otherwise the last thing that happened: "idle" (nothing
+// the person left with Esc, "interrupted" with Ctrl+C; otherwise the last thing that happened: "idle" (nothing
 // requested), "sent", "wrong-code", "expired", "too-many-attempts",
 // "no-code", "limited", "delivery-failed" or "unavailable".
 func (m *Model) Outcome() string { return m.outcome }
+
+// Screen is the screen shown now.
+func (m *Model) Screen() Screen { return m.on }
 
 // Messages. Each answer carries the id of the request it answers.
 type (
@@ -281,12 +272,6 @@ type (
 		id  uint64
 		err error
 	}
-	// tickMsg drives the code screen's countdown.
-	tickMsg struct{ seq uint64 }
-	// closeMsg ends a Remote success screen.
-	closeMsg struct{ id uint64 }
-	// spinMsg moves the sending screen's spinner on.
-	spinMsg struct{ id uint64 }
 )
 
 var errNoService = errors.New("ui: no Service configured")
@@ -314,10 +299,9 @@ func verifyCmd(ctx context.Context, cancel context.CancelFunc, svc Service, id u
 
 // after delivers msg in d, or nothing once ctx (the session's) ends. A
 // Program cannot cancel a command, and one parked on a timer keeps the
-// whole finished program reachable until it fires: with tea.Tick, the 10 s
-// success linger held hundreds of ended sessions in memory after a burst of
-// logins. It is a Model field so tests can fire timers themselves instead
-// of sleeping.
+// whole finished program reachable until it fires (tea.Tick did, for the
+// success screen's linger). It is a Model field so tests can fire timers
+// themselves instead of sleeping.
 func after(ctx context.Context, d time.Duration, msg tea.Msg) tea.Cmd {
 	return func() tea.Msg {
 		t := time.NewTimer(d)
@@ -331,15 +315,17 @@ func after(ctx context.Context, d time.Duration, msg tea.Msg) tea.Cmd {
 	}
 }
 
-// notice is a message from outside the UI with a line for the user, such as
-// serve.ShutdownMsg; matched by method so that ui does not import serve.
+// notice is a message from outside the UI with a line for the person, such
+// as serve.ShutdownMsg; matched by method so that ui does not import serve.
 type notice interface{ Notice() string }
+
+// quitKey works on every screen.
+var quitKey = key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit"))
 
 // Update implements tea.Model.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	m.clock = m.now()
 	cmd := m.update(msg)
-	m.syncKeys()
 	m.refresh()
 	return m, cmd
 }
@@ -347,94 +333,65 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m *Model) update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
-		m.setSize(msg.Width, msg.Height)
+		m.width, m.height = max(msg.Width, 0), max(msg.Height, 0)
+		m.fitInputs()
 		return nil
 	case tea.BackgroundColorMsg:
 		m.setTheme(msg.IsDark())
 		return nil
 	case tea.KeyPressMsg:
-		if key.Matches(msg, m.keys.Quit) {
+		if key.Matches(msg, quitKey) {
 			return m.quit(outcomeInterrupted)
 		}
 	case notice:
 		// e.g. the SSH server shutting down: say so, keep the screen.
-		m.banner = banner{toneInfo, msg.Notice()}
+		m.notice = safe(msg.Notice())
 		return nil
 	case codeSentMsg:
 		return m.onCodeSent(msg)
 	case verifyResultMsg:
-		return m.onVerifyResult(msg)
-	case tickMsg:
-		return m.onTick(msg)
-	case spinMsg:
-		// Dropping the tick of an earlier request, or outside the sending
-		// screen, ends its chain.
-		if m.state != stateSending || msg.id != m.reqID {
-			return nil
+		if msg.id != m.reqID || m.on != ScreenCode {
+			return nil // answer to a request the person walked away from
 		}
-		m.spinFrame = (m.spinFrame + 1) % len(spinner.Dot.Frames)
-		return m.spinTick()
-	case closeMsg:
-		if m.state == stateDone && msg.id == m.reqID {
-			return tea.Quit
-		}
-		return nil
+		m.cancel = nil
+		return m.code.onVerify(m, msg.err)
 	}
-
-	switch m.state {
-	case stateEmail:
-		return m.updateEmail(msg)
-	case stateSending:
-		return m.updateSending(msg)
-	case stateCode:
-		return m.updateCode(msg)
-	case stateDone:
-		return m.updateDone(msg)
-	}
-	return nil
+	return m.screen().update(m, msg)
 }
 
-func (m *Model) setSize(w, h int) {
-	m.width, m.height = max(w, 0), max(h, 0)
-	m.fitInput()
+// screen is the screen shown now.
+func (m *Model) screen() screen {
+	switch m.on {
+	case ScreenSending:
+		return &m.sending
+	case ScreenCode:
+		return m.code
+	case ScreenVerified:
+		return &m.result
+	}
+	return &m.email
+}
+
+// show switches to screen s.
+func (m *Model) show(s Screen) tea.Cmd {
+	m.on = s
+	return m.screen().enter(m)
 }
 
 func (m *Model) setTheme(isDark bool) {
 	m.st = theme(isDark)
-	m.input.SetStyles(m.st.input)
+	m.email.input.SetStyles(m.st.input)
+	if m.code != nil {
+		m.code.input.SetStyles(m.st.input)
+	}
 }
 
-// syncKeys enables the keys that work on the current screen, so the help bar
-// lists exactly those.
-func (m *Model) syncKeys() {
-	k := &m.keys
-	onCode := m.state == stateCode
-	k.Submit.SetEnabled(m.state == stateEmail || onCode && !m.codeDead && !m.verifying)
-	if onCode {
-		k.Submit.SetHelp("enter", "verify")
-	} else {
-		k.Submit.SetHelp("enter", "send code")
-	}
-	k.Resend.SetEnabled(onCode && !m.verifying && m.canResend())
-	switch m.state {
-	case stateEmail:
-		k.Back.SetHelp("esc", "quit")
-	case stateSending:
-		k.Back.SetHelp("esc", "cancel")
-	default:
-		k.Back.SetHelp("esc", "change address")
-	}
-	k.Back.SetEnabled(m.state != stateDone)
-	k.Close.SetEnabled(m.state == stateDone)
-}
-
-func (m *Model) canResend() bool { return !m.clock.Before(m.ticket.ResendAt) }
-
-// quit ends the program; outcome says how the user left, unless the
-// address was already verified.
+// quit ends the program; outcome (cancelled with Esc, interrupted with
+// Ctrl+C) is what the log and the exit status say, unless the person had
+// already verified.
 func (m *Model) quit(outcome string) tea.Cmd {
 	m.dropRequest()
-	if !m.verified {
+	if m.on != ScreenVerified {
 		m.outcome = outcome
 	}
 	return tea.Quit
@@ -448,7 +405,6 @@ func (m *Model) dropRequest() {
 		m.cancel = nil
 	}
 	m.reqID++
-	m.verifying = false
 }
 
 func (m *Model) newRequest() context.Context {
@@ -458,65 +414,37 @@ func (m *Model) newRequest() context.Context {
 	return ctx
 }
 
-// startRequest asks the Service for a code for m.address.
-func (m *Model) startRequest() tea.Cmd {
+// requestCode asks the Service to mail a code to address and shows the
+// sending screen until it answers; Esc there, or a failure, goes back to the
+// screen shown now.
+func (m *Model) requestCode(address string) tea.Cmd {
 	ctx := m.newRequest()
-	m.returnTo = m.state
-	m.state = stateSending
+	m.address = address
 	m.banner = banner{}
-	m.spinFrame = 0
-	return tea.Batch(m.spinTick(), requestCmd(ctx, m.cancel, m.svc, m.reqID, m.address, m.client))
+	m.sending.from = m.on
+	return tea.Batch(m.show(ScreenSending), requestCmd(ctx, m.cancel, m.svc, m.reqID, address, m.client))
 }
 
-// spinTick moves the spinner on while the current request is out. Not the
-// spinner bubble's own tick: that is a tea.Tick, which outlives the session.
-func (m *Model) spinTick() tea.Cmd {
-	return m.after(m.ctx, spinner.Dot.FPS, spinMsg{id: m.reqID})
-}
-
-func (m *Model) updateSending(msg tea.Msg) tea.Cmd {
-	if k, ok := msg.(tea.KeyPressMsg); ok && key.Matches(k, m.keys.Back) {
-		m.dropRequest()
-		return m.show(m.returnTo)
-	}
-	return nil
-}
-
-// show switches to the email or code screen.
-func (m *Model) show(s state) tea.Cmd {
-	m.state = s
-	m.setInput(s)
-	if s == stateEmail {
-		m.input.Focus()
-		return nil
-	}
-	if m.codeDead {
-		m.input.Blur()
-	} else {
-		m.input.Focus()
-	}
-	m.tickSeq++ // any tick still in flight belongs to an old chain
-	return m.nextTick()
+// verifyCode asks the Service whether code is right; the answer goes to the
+// code screen.
+func (m *Model) verifyCode(code string) tea.Cmd {
+	ctx := m.newRequest()
+	m.banner = banner{}
+	return verifyCmd(ctx, m.cancel, m.svc, m.reqID, m.address, m.client, code)
 }
 
 func (m *Model) onCodeSent(msg codeSentMsg) tea.Cmd {
-	if msg.id != m.reqID || m.state != stateSending {
-		return nil // answer to a request the user walked away from
+	if msg.id != m.reqID || m.on != ScreenSending {
+		return nil // answer to a request the person walked away from
 	}
 	m.cancel = nil
 	if msg.err != nil {
 		return m.requestFailed(msg.err)
 	}
 	t := msg.ticket
-	resent := m.returnTo == stateCode && !t.AlreadySent
-	m.ticket = t
+	resent := m.sending.from == ScreenCode && !t.AlreadySent
 	if t.Address != "" {
 		m.address = t.Address
-	}
-	m.alreadySent = t.AlreadySent
-	m.codeDead = false
-	if m.inputFor == stateCode {
-		m.input.Reset() // a resend: the old code is void
 	}
 	m.outcome = outcomeSent
 	m.logInfo("code requested", "already_sent", t.AlreadySent, "maybe_sent", t.MaybeSent)
@@ -526,13 +454,56 @@ func (m *Model) onCodeSent(msg codeSentMsg) tea.Cmd {
 	case resent:
 		m.banner = banner{toneInfo, "A new code is on its way; the previous one no longer works."}
 	}
-	return m.show(stateCode)
+	if m.code == nil {
+		m.code = newCodeScreen(m)
+	}
+	m.code.start(t)
+	return m.show(ScreenCode)
 }
 
-// requestFailed turns a Request error into words and goes back to the
-// screen the request came from (the email screen if the address is bad).
+// requestFailed says why a Request failed and goes back to the screen it
+// came from, or to the email screen if the address is at fault.
 func (m *Model) requestFailed(err error) tea.Cmd {
-	back := m.returnTo
+	var ae *otp.AddressError
+	if errors.As(err, &ae) {
+		// The service's own check disagreed with ours; show its reason
+		// where the typed address is.
+		m.email.judged(err)
+		m.logWarn("code request failed", err)
+		return m.show(ScreenEmail)
+	}
+	v := requestFailure(err, m.clock, m.logFile)
+	m.outcome = v.outcome
+	m.banner = banner{toneFailure, v.text}
+	m.logWarn("code request failed", err)
+	if v.next == nextAddress {
+		return m.show(ScreenEmail)
+	}
+	return m.show(m.sending.from)
+}
+
+// next is what is left for the person to do after a failure.
+type next uint8
+
+const (
+	nextRetry   next = iota // try again on the same screen
+	nextNewCode             // the code is dead: only a new one helps
+	nextAddress             // type the address again
+)
+
+// verdict is what a failed Service call means for the person: the word for
+// the operator's log ("" keeps the last one), the sentence to show, and
+// what is left to do. Both the screens and accessible mode use it, so they
+// say the same things.
+type verdict struct {
+	outcome string
+	text    string
+	next    next
+}
+
+// requestFailure judges a failed Request. logFile, if set, is named when
+// the log has the reason.
+func requestFailure(err error, now time.Time, logFile string) verdict {
 	var (
 		ae *otp.AddressError
 		le *otp.LimitError
@@ -540,30 +511,31 @@ func (m *Model) requestFailed(err error) tea.Cmd {
 	)
 	switch {
 	case errors.As(err, &ae):
-		// The service's own check disagreed with ours; show its reason
-		// where the typed address is.
-		back = stateEmail
-		m.emailErr, m.emailTried = err, true
+		return verdict{"", addressProblem(err), nextAddress}
 	case errors.As(err, &le):
-		m.outcome = outcomeLimited
-		m.banner = banner{toneFailure, m.limitText(le)}
+		return verdict{outcomeLimited, limitText(le, now), nextRetry}
 	case errors.As(err, &de) && de.AddressRejected:
-		m.outcome = outcomeDelivery
-		back = stateEmail
-		m.banner = banner{toneFailure, "We could not send to that address. Check it and try again."}
+		return verdict{outcomeDelivery, "We could not send to that address. Check it and try again.", nextAddress}
 	case errors.As(err, &de):
-		m.outcome = outcomeDelivery
-		m.banner = banner{toneFailure, "Mail is not working right now. Try again later."}
-	default:
-		m.outcome = outcomeUnavailable
-		m.banner = banner{toneFailure, "Service temporarily unavailable, try again."}
+		return verdict{outcomeDelivery, seeLog("Mail is not working right now. Try again later.", logFile), nextRetry}
 	}
-	m.logWarn("code request failed", err)
-	return m.show(back)
+	return verdict{outcomeUnavailable, seeLog(unavailableText, logFile), nextRetry}
+}
+
+const unavailableText = "Service temporarily unavailable, try again."
+
+// seeLog adds where the reason is to text, when the person may read the
+// log (the local app; never an SSH visitor). The path is inside the
+// sentence, so that no full stop seems to be part of it.
+func seeLog(text, logFile string) string {
+	if logFile == "" {
+		return text
+	}
+	return text + " The log file " + logFile + " says why."
 }
 
 // limitText says which limit refused and when to come back.
-func (m *Model) limitText(le *otp.LimitError) string {
+func limitText(le *otp.LimitError, now time.Time) string {
 	var what string
 	switch le.Kind {
 	case otp.LimitResend:
@@ -574,23 +546,27 @@ func (m *Model) limitText(le *otp.LimitError) string {
 		what = "Too many codes from this connection."
 	case otp.LimitFailures:
 		what = "Too many wrong codes for this address."
-	default: // otp.LimitBusy, otp.LimitGlobalRate
+	default:
 		what = "The service is busy."
 	}
-	if !le.RetryAt.After(m.clock) {
+	if !le.RetryAt.After(now) {
 		return what + " Try again now."
 	}
-	at := le.RetryAt.In(m.clock.Location()).Format("15:04")
-	return what + " Try again at " + at + " (in " + inWords(le.RetryAt.Sub(m.clock)) + ")."
+	at := le.RetryAt.In(now.Location()).Format("15:04")
+	return what + " Try again at " + at + " (in " + inWords(le.RetryAt.Sub(now)) + ")."
 }
 
-func (m *Model) logInfo(msg string, kv ...any) {
-	m.logger.Info(msg, append([]any{"addr", mask.Address(m.address), "client", m.client}, kv...)...)
+func (m *Model) logInfo(msg string, kv ...any) { m.config.logInfo(m.address, msg, kv...) }
+
+func (m *Model) logWarn(msg string, err error) { m.config.logWarn(m.address, msg, err) }
+
+func (c *config) logInfo(address, msg string, kv ...any) {
+	c.logger.Info(msg, append([]any{"addr", mask.Address(address), "client", c.client}, kv...)...)
 }
 
 // logWarn logs err with the address masked wherever it appears, since SMTP
 // replies often echo it.
-func (m *Model) logWarn(msg string, err error) {
-	m.logger.Warn(msg, "addr", mask.Address(m.address), "client", m.client,
-		"err", mask.In(err.Error(), m.address))
+func (c *config) logWarn(address, msg string, err error) {
+	c.logger.Warn(msg, "addr", mask.Address(address), "client", c.client,
+		"err", mask.In(err.Error(), address))
 }

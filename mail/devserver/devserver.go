@@ -9,11 +9,13 @@
 //
 //	20261128T140203.123456789Z-1a2b3c4d-alice@example.com.eml
 //
-// (UTC time with nanoseconds, 8 random hex digits, the recipient with any
-// byte outside [A-Za-z0-9@._+-] replaced by "_"), so names sort by time and
-// the newest message for an address is
+// (UTC time with nanoseconds, 8 random hex digits, the recipient lower-cased
+// with any byte outside [a-z0-9@._+-] replaced by "_"), so names sort by time
+// and the newest message for an address is
 //
 //	ls "$OUTBOX"/*Z-????????-alice@example.com.eml | tail -n 1
+//
+// and NewestCode reads the code in it.
 //
 // Files appear whole (written under a dot name, then renamed).
 //

@@ -4,12 +4,31 @@ import (
 	"strings"
 
 	"charm.land/bubbles/v2/help"
-	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/spinner"
+	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 )
+
+// The frame is what every screen shares: the DEV MODE line on top, the
+// screen's own sections, the banner with the answer to the last action, a
+// notice from outside, the help line at the bottom, all laid out to fit the
+// window.
+
+type tone uint8
+
+const (
+	toneNone tone = iota
+	toneInfo
+	toneSuccess
+	toneFailure
+)
+
+// banner replaces the tutorial's flash message.
+type banner struct {
+	tone tone
+	text string
+}
 
 // section is one block of a screen. When the window is too short, the
 // sections with the lowest priority go first, so a 40x10 or even 10x3
@@ -43,48 +62,48 @@ const defaultWidth, defaultHeight = 80, 24
 // what changes only with the screen, the width, the theme or the keys was
 // rendered by refresh in Update.
 func (m *Model) View() tea.View {
-	if m.state == stateDone && !m.remote {
-		// Local success quits at once. This last frame leaves the
-		// alternate screen, so the line stays in the terminal afterwards.
-		w := m.width
-		if w <= 0 {
-			w = defaultWidth
-		}
-		return tea.NewView(ansi.Truncate(m.successLine(), w, "…") + "\n")
+	if m.on == ScreenVerified && !m.remote {
+		return m.result.lastFrame(m)
 	}
 	c := m.cache
 	secs := make([]section, 0, 16) // the most any screen has
 	if m.outbox != "" {
 		secs = append(secs, section{prio: prioDev, fit: &c.dev}, spacer())
 	}
-	switch m.state {
-	case stateEmail:
-		secs = m.emailView(secs)
-	case stateSending:
-		secs = append(secs,
-			section{prio: prioTitle, fit: &c.title},
-			spacer(),
-			section{c.spinner[m.spinFrame] + c.sending, prioInput, nil})
-	case stateCode:
-		secs = m.codeView(secs)
-	case stateDone:
-		secs = append(secs,
-			section{prio: prioInput, fit: &c.title}, // the success line
-			section{prio: prioExplain, fit: &c.explain})
+	// Called on each screen type, not through the screen interface, which
+	// would move secs to the heap on every frame.
+	switch m.on {
+	case ScreenEmail:
+		secs = m.email.view(m, c, secs)
+	case ScreenSending:
+		secs = m.sending.view(m, c, secs)
+	case ScreenCode:
+		secs = m.code.view(m, c, secs)
+	case ScreenVerified:
+		secs = m.result.view(m, c, secs)
 	}
 	if m.banner.tone != toneNone {
 		secs = append(secs, spacer(), section{m.bannerView(m.banner), prioBanner, nil})
+	}
+	if m.notice != "" {
+		secs = append(secs, spacer(), section{m.bannerView(banner{toneInfo, m.notice}), prioBanner, nil})
 	}
 	secs = append(secs, spacer(), section{prio: prioHelp, fit: &c.help})
 
 	v := tea.NewView(m.layout(secs))
 	// Locally the alternate screen keeps the shell's screen intact. Over SSH
 	// the UI draws inline: the renderer then keeps cells only for the lines
-	// the view uses, not the whole window (about 50 KiB less per idle
-	// session on a server holding thousands), and the outcome stays in the
+	// the view uses, not the whole window, and the outcome stays in the
 	// visitor's scrollback after they leave.
 	v.AltScreen = !m.remote
+	v.WindowTitle = string(m.on)
 	return v
+}
+
+// devModeText says where mail goes instead of being sent. The path is
+// inside the sentence, so that no full stop seems to be part of it.
+func devModeText(outbox string) string {
+	return "DEV MODE: mail is saved in " + outbox + " and not sent."
 }
 
 // fitted is a section's text as layout draws it: wrapped (unless it is an
@@ -136,136 +155,122 @@ func oneLine(text string, iw int) string {
 }
 
 // frameCache holds the parts of the screen that change only with its
-// frameKey, already fitted, and the code screen's countdown line, which
-// changes once a second. It is never modified once made (refresh makes a
-// new one), so sessions can share one through a Cache.
+// frameKey, already fitted, and the status line, which changes with the
+// clock. It is never modified once made (refresh makes a new one), so
+// sessions can share one through a Cache. Screens fill the parts they use.
 type frameCache struct {
-	key           frameKey
-	dev, title    fitted
-	explain, help fitted
-	spinner       []string // the spinner's frames, styled
-	sending       string   // the sending line after the spinner
-	statusText    string
-	status        fitted
+	key            frameKey
+	dev, help      fitted   // the frame's
+	title, explain fitted   // the screen's heading
+	frames         []string // the sending screen's spinner, styled
+	line           string   // a screen's line that names the address
+	statusText     string   // the screen's status line, as text
+	status         fitted   // and as drawn
 }
 
+// frameKey is everything the parts in a frameCache depend on.
 type frameKey struct {
-	state   state
+	on      Screen
 	st      *styles
 	iw      int
-	keys    uint8 // which bindings are enabled; their help follows state
-	address string
+	keys    helpKeys
+	address string // only for a screen that names it
 }
 
 // refresh re-renders what the last Update changed the inputs of. Update
 // and New call it, so View always finds the cache current.
 func (m *Model) refresh() {
-	k := frameKey{m.state, m.st, m.innerWidth(), m.enabledKeys(), m.address}
+	s := m.screen()
+	k := frameKey{on: m.on, st: m.st, iw: m.innerWidth(), keys: s.keys(m)}
+	if s.namesAddress() {
+		k.address = safe(m.address)
+	}
 	c := m.cache
 	if c == nil || c.key != k {
-		c = m.render(k)
+		c = m.render(s, k)
 	}
-	if m.state == stateCode {
-		if s := m.codeStatus(); s != c.statusText || c.status.lines == nil {
-			nc := *c
-			nc.statusText = s
-			nc.status = fit(m.st.faint.Render(s), k.iw, true)
-			c = &nc
-		}
+	if text := s.status(m); text != c.statusText || text != "" && c.status.lines == nil {
+		nc := *c
+		nc.statusText = text
+		nc.status = fit(m.st.faint.Render(text), k.iw, true)
+		c = &nc
 	}
 	m.cache = c
 }
 
 // render makes the cache for key k: the parts that do not name the address
 // come from m.shared when the model has one (made there on a miss), and
-// the few that do are added on a copy.
-func (m *Model) render(k frameKey) *frameCache {
+// the ones that do are added on a copy.
+func (m *Model) render(s screen, k frameKey) *frameCache {
 	common := k
 	common.address = ""
 	var c *frameCache
 	if m.shared != nil {
-		c = m.shared.get(common, m.outbox, m.renderCommon)
+		c = m.shared.get(common, m.outbox, func(k frameKey) *frameCache { return m.renderCommon(s, k) })
 	} else {
-		c = m.renderCommon(common)
+		c = m.renderCommon(s, common)
 	}
 	if c.key == k {
-		return c // a screen that names no address, with none to name
+		return c // a screen that names no address
 	}
 	nc := *c
 	nc.key = k
-	switch m.state {
-	case stateSending:
-		nc.sending = "Sending a code to " + m.shownAddress() + "…"
-	case stateCode:
-		nc.explain = fit(m.st.text.Render("We sent a code to "+m.shownAddress()+"."), k.iw, true)
-	case stateDone:
-		nc.title = fit(m.successLine(), k.iw, false) // shown as an input: never dropped or wrapped
-	}
+	s.own(&nc, k.st, k.iw, k.address)
 	return &nc
 }
 
 // renderCommon renders the parts of k's screen that do not name the
-// address. It reads the styles, width and key help from m, which k
-// describes (refresh makes k from m), so that parts cached under k are the
-// same whichever session rendered them.
-func (m *Model) renderCommon(k frameKey) *frameCache {
+// address: they depend on k and the outbox only, so parts cached under k
+// are the same whichever session rendered them.
+func (m *Model) renderCommon(s screen, k frameKey) *frameCache {
 	c := &frameCache{key: k}
-	iw := k.iw
 	if m.outbox != "" {
-		c.dev = fit(m.st.dev.Render("DEV MODE · mail is not sent; it is saved in "+m.outbox), iw, true)
+		c.dev = fit(k.st.dev.Render(devModeText(m.outbox)), k.iw, true)
 	}
-	switch k.state {
-	case stateEmail:
-		c.title = fit(m.st.title.Render("Prove you own an email address"), iw, true)
-		c.explain = fit(m.st.text.Render("Type your address and we will mail you a one-time code."), iw, true)
-	case stateSending:
-		c.title = fit(m.st.title.Render("Sending your code"), iw, true)
-		c.spinner = make([]string, len(spinner.Dot.Frames))
-		for i, f := range spinner.Dot.Frames {
-			c.spinner[i] = m.st.spinner.Render(f)
-		}
-	case stateCode:
-		c.title = fit(m.st.title.Render("Check your email"), iw, true)
-	case stateDone:
-		c.explain = fit(m.st.faint.Render("You can close this session now."), iw, true)
-	}
-	c.help = fit(m.helpView(), iw, true)
+	s.common(c, k.st, k.iw)
+	c.help = fit(helpView(k), k.iw, true)
 	return c
 }
 
-// inputView is the text input as View draws it; an empty, focused one
-// comes from the shared Cache when the model has one.
-func (m *Model) inputView() string {
-	if m.shared == nil || !m.input.Focused() || m.input.Value() != "" {
-		return m.input.View()
-	}
-	// A closure, not the method value m.input.View: that would copy the
-	// ~8 KB textinput.Model on every call, hit or miss.
-	return m.shared.input(inputKey{m.state, m.st, m.innerWidth(), m.codeLen}, func() string { return m.input.View() })
+// helpView lists the keys of k's screen. The help.Model is made per render,
+// not kept: an idle session need not hold one.
+func helpView(k frameKey) string {
+	h := help.Model{ShortSeparator: " • ", Ellipsis: "…", Styles: k.st.help}
+	h.SetWidth(k.iw)
+	return h.View(k.keys)
 }
 
-// enabledKeys is one bit per binding that syncKeys enabled.
-func (m *Model) enabledKeys() uint8 {
-	k := &m.keys
-	var bits uint8
-	for i, on := range [...]bool{k.Submit.Enabled(), k.Resend.Enabled(), k.Back.Enabled(), k.Close.Enabled(), k.Quit.Enabled()} {
-		if on {
-			bits |= 1 << i
+// inputView is a screen's text input as View draws it; an empty, focused
+// one comes from the shared Cache when the model has one.
+func (m *Model) inputView(in *textinput.Model) string {
+	if m.shared == nil || !in.Focused() || in.Value() != "" {
+		return in.View()
+	}
+	// A closure, not the method value in.View: that would copy the text
+	// input on every call, hit or miss.
+	return m.shared.input(inputKey{m.on, m.st, m.innerWidth()}, func() string { return in.View() })
+}
+
+// fitInputs gives each text input the inner width less its prompt and the
+// cursor. The textinput bubble recomputes which part of a long value it
+// shows only when the value or the cursor moves, not when its width
+// changes; moving the cursor to where it is makes it, so that the end being
+// typed stays in sight after a resize.
+func (m *Model) fitInputs() {
+	iw := m.innerWidth()
+	for _, in := range [...]*textinput.Model{&m.email.input, m.codeInput()} {
+		if in != nil {
+			in.SetWidth(max(iw-len(in.Prompt)-1, 1))
+			in.SetCursor(in.Position())
 		}
 	}
-	return bits
 }
 
-// helpView lists the keys of the current screen. The help.Model is made
-// per render, not kept: it is 4.6 KB that an idle session need not hold.
-func (m *Model) helpView() string {
-	h := help.Model{ShortSeparator: " • ", Ellipsis: "…", Styles: m.st.help}
-	h.SetWidth(m.innerWidth())
-	return h.View(m.keys)
-}
-
-func (m *Model) successLine() string {
-	return m.bannerView(banner{toneSuccess, "Verified " + m.shownAddress()})
+func (m *Model) codeInput() *textinput.Model {
+	if m.code == nil {
+		return nil
+	}
+	return &m.code.input
 }
 
 func (m *Model) bannerView(b banner) string {
@@ -376,11 +381,4 @@ func dropUntil(secs []section, blocks [][]string, total, h, limit int) int {
 		blocks[drop] = nil
 	}
 	return total
-}
-
-func (m *Model) updateDone(msg tea.Msg) tea.Cmd {
-	if k, ok := msg.(tea.KeyPressMsg); ok && key.Matches(k, m.keys.Close) {
-		return tea.Quit
-	}
-	return nil
 }
