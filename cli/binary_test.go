@@ -175,6 +175,8 @@ func firstCommand(s commands) []string {
 		return []string{"serve"}
 	case s&cmdMailTest != 0:
 		return []string{"mail-test"}
+	case s&cmdOutbox != 0:
+		return []string{"outbox", "x@example.com"}
 	}
 	return []string{"load"}
 }

@@ -85,6 +85,7 @@ otplogin serve --listen :23234
 		r.newServeCommand(),
 		r.newMailTestCommand(),
 		r.newLoadCommand(),
+		r.newOutboxCommand(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
@@ -147,6 +148,36 @@ OTPLOGIN_SMTP_URL='smtp://you%40gmail.com:app-password@smtp.gmail.com:587' otplo
 	addFlags(cmd.Flags(), commandFlags, cmdMailTest)
 	addFlags(cmd.Flags(), table, cmdMailTest)
 	cmd.Long += envOnly(cmdMailTest)
+	return cmd
+}
+
+func (r *runner) newOutboxCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "outbox ADDRESS",
+		Short: "Print the newest code the dev mail server saved for an address",
+		Long: `Print the code of the newest message the dev mail server saved in its outbox
+for ADDRESS (any case), and nothing else, so that code=$(otplogin outbox ...)
+works. Exit status 1 when there is none; with --wait, wait for it instead.`,
+		Example: `
+# in one terminal
+otplogin
+# in another, once you asked for a code
+otplogin outbox --wait you@example.com
+`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{errors.New("outbox takes one address, e.g. otplogin outbox you@example.com")}
+			}
+			return nil
+		},
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return r.command(cmdOutbox, func(ctx context.Context, c *Config, stdio IO) error {
+			return runOutbox(ctx, c, args[0], stdio)
+		})(cmd, args)
+	}
+	addFlags(cmd.Flags(), commandFlags, cmdOutbox)
+	addFlags(cmd.Flags(), table, cmdOutbox)
 	return cmd
 }
 

@@ -211,3 +211,50 @@ func (b *syncBuffer) waitFor(t *testing.T, want string) {
 	}
 	t.Fatalf("never saw %q in:\n%s", want, b.String())
 }
+
+// TestAccessibleInTmux logs in with --accessible by typing lines, reading
+// the code with the outbox command, as the README's first run does: plain
+// sentences, no alternate screen, the same exit status and stdout.
+func TestAccessibleInTmux(t *testing.T) {
+	outbox := filepath.Join(t.TempDir(), "outbox")
+	const addr = "erin@example.com"
+	s := startTmux(t, 80, 24, []string{"OTPLOGIN_OUTBOX=" + outbox, "ACCESSIBLE=1"}, binary, true)
+	s.waitScreen("To leave, type quit.")
+	s.typeText(addr)
+	s.press("Enter")
+	s.waitScreen("We sent a code to " + addr + ".")
+
+	out, err := exec.Command(binary, "outbox", "--wait", "--outbox", outbox, strings.ToUpper(addr)).Output()
+	if err != nil {
+		t.Fatalf("otplogin outbox: %v", err)
+	}
+	code := strings.TrimSpace(string(out))
+	if code != codeFor(t, outbox, addr) {
+		t.Fatalf("otplogin outbox printed %q, want the mailed code", out)
+	}
+	s.typeText(code)
+	s.press("Enter")
+	status, stdout := s.waitExit()
+	if status != "0" || stdout != addr+"\n" {
+		t.Fatalf("status %s, stdout %q; want 0 and the address; screen:\n%s", status, stdout, s.screen())
+	}
+	scr := s.waitScreen("Verified " + addr + ".")
+	// Without an alternate screen, the whole conversation stays.
+	for _, line := range []string{"Prove you own an email address.", "Email: " + addr, "Code: " + code} {
+		if !strings.Contains(scr, line) {
+			t.Errorf("the terminal lost %q:\n%s", line, scr)
+		}
+	}
+}
+
+// TestOutboxCommand checks the outbox command's statuses: no message is 1
+// with one line on stderr, a bad address is 2.
+func TestOutboxCommand(t *testing.T) {
+	dir := t.TempDir()
+	r := runBinary(t, []string{"OTPLOGIN_OUTBOX=" + dir}, "outbox", "nobody@example.com")
+	if r.status != ExitFailed || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("no message: status %d, stdout %q, stderr %q; want 1, nothing and one line", r.status, r.stdout, r.stderr)
+	}
+	assertOneLine(t, runBinary(t, nil, "outbox", "not-an-address"), `otplogin: "not-an-address" is not an email address`)
+	assertOneLine(t, runBinary(t, nil, "outbox"), "otplogin: outbox takes one address")
+}

@@ -39,7 +39,7 @@ func localLogin(ctx context.Context, c *Config, stdio IO) (string, error) {
 	}
 	defer m.Close()
 
-	logger, closeLog, err := localLogger(c, m)
+	logger, logPath, closeLog, err := localLogger(c, m)
 	if err != nil {
 		return "", err
 	}
@@ -60,32 +60,48 @@ func localLogin(ctx context.Context, c *Config, stdio IO) (string, error) {
 	if m.dev != nil {
 		logger.Warn("DEV MODE: mail is not delivered; it is saved in the outbox", "outbox", m.dev.Outbox())
 	}
-	opts := ui.Options{Service: svc, Client: "local", Logger: logger, RequestTimeout: m.requestTimeout()}
+	opts := ui.Options{Service: svc, Client: "local", Logger: logger, RequestTimeout: m.requestTimeout(), LogFile: logPath}
 	if m.dev != nil {
 		opts.DevOutbox = m.dev.Outbox()
 	}
-	final, err := tea.NewProgram(ui.New(opts),
-		tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out)).Run()
-	switch {
-	case errors.Is(err, tea.ErrInterrupted):
-		// SIGINT while the terminal was not in raw mode.
-		return "", errInterrupted
-	case err != nil && !errors.Is(err, tea.ErrProgramKilled):
-		return "", fmt.Errorf("terminal: %w", err)
+	var final outcome
+	if c.Accessible {
+		// Line prompts in the terminal's own cooked mode: Ctrl+C is the
+		// terminal's SIGINT, which cancels ctx.
+		final = ui.RunAccessible(ctx, opts, ui.LineIO{In: in, Out: out})
+		if ctx.Err() != nil {
+			return "", errInterrupted
+		}
+	} else {
+		fm, err := tea.NewProgram(ui.New(opts),
+			tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out)).Run()
+		switch {
+		case errors.Is(err, tea.ErrInterrupted):
+			// SIGINT while the terminal was not in raw mode.
+			return "", errInterrupted
+		case err != nil && !errors.Is(err, tea.ErrProgramKilled):
+			return "", fmt.Errorf("terminal: %w", err)
+		}
+		var ok bool
+		if final, ok = fm.(*ui.Model); !ok {
+			return "", errNotVerified
+		}
 	}
-	fm, ok := final.(*ui.Model)
-	if !ok {
-		return "", errNotVerified
-	}
-	addr, verified := fm.Verified()
-	logger.Info("session ended", "outcome", fm.Outcome(), "address", mask.Address(addr))
+	addr, verified := final.Verified()
+	logger.Info("session ended", "outcome", final.Outcome(), "address", mask.Address(addr))
 	switch {
 	case verified:
 		return addr, nil
-	case fm.Outcome() == "interrupted": // Ctrl+C; see ui.Model.Outcome
+	case final.Outcome() == "interrupted": // Ctrl+C; see ui.Model.Outcome
 		return "", errInterrupted
 	}
 	return "", errNotVerified
+}
+
+// outcome is how a login ended, in the screens or in accessible mode.
+type outcome interface {
+	Verified() (address string, ok bool)
+	Outcome() string
 }
 
 // terminal is the terminal for the UI: stdin and stdout when both are one,
@@ -104,8 +120,8 @@ func terminal(stdout io.Writer) (in, out *os.File, closeTerm func(), err error) 
 
 // localLogger writes the operator log to a file, since the terminal belongs
 // to the UI.
-func localLogger(c *Config, m *mailer) (*log.Logger, func(), error) {
-	path := c.LogFile
+func localLogger(c *Config, m *mailer) (logger *log.Logger, path string, closeLog func(), err error) {
+	path = c.LogFile
 	if path == "" {
 		// Next to the outbox: in the user's own cache folder by default,
 		// never a shared one such as /tmp.
@@ -115,20 +131,20 @@ func localLogger(c *Config, m *mailer) (*log.Logger, func(), error) {
 		}
 		path = filepath.Join(filepath.Dir(outbox), "otplogin.log")
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, nil, logFile.fail(err)
+			return nil, "", nil, logFile.fail(err)
 		}
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|oNoFollow, 0o600)
 	if err != nil {
-		return nil, nil, logFile.fail(err)
+		return nil, "", nil, logFile.fail(err)
 	}
 	if fi, err := f.Stat(); err != nil || ownedByOther(fi) {
 		f.Close()
-		return nil, nil, logFile.fail(fmt.Errorf("%s belongs to another user, who could read the log", path))
+		return nil, "", nil, logFile.fail(fmt.Errorf("%s belongs to another user, who could read the log", path))
 	}
 	out := logwriter.New(f, 256) // the UI logs from Update, which must not wait on a disk
-	logger := newLogger(out, "logfmt", c.LogLevel, false)
-	return logger, func() { out.Close(); f.Close() }, nil
+	logger = newLogger(out, "logfmt", c.LogLevel, false)
+	return logger, path, func() { out.Close(); f.Close() }, nil
 }
 
 var _ ui.Service = (*codeService)(nil)

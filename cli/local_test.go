@@ -19,7 +19,7 @@ func TestLocalLogRefusesSymlink(t *testing.T) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := localLogger(&Config{LogFile: link}, &mailer{})
+	_, _, _, err := localLogger(&Config{LogFile: link}, &mailer{})
 	if err == nil || !strings.HasPrefix(err.Error(), "--log-file (OTPLOGIN_LOG_FILE): ") {
 		t.Fatalf("err = %v, want a refusal naming --log-file", err)
 	}
@@ -27,7 +27,7 @@ func TestLocalLogRefusesSymlink(t *testing.T) {
 		t.Errorf("the symlink's target was created: %v", err)
 	}
 
-	logger, closeLog, err := localLogger(&Config{LogFile: filepath.Join(dir, "real.log"), LogLevel: log.InfoLevel}, &mailer{})
+	logger, _, closeLog, err := localLogger(&Config{LogFile: filepath.Join(dir, "real.log"), LogLevel: log.InfoLevel}, &mailer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestLocalLogRefusesAnotherUsersFile(t *testing.T) {
 	if err := os.Chown(path, 65534, 65534); err != nil { // nobody
 		t.Fatal(err)
 	}
-	if _, _, err := localLogger(&Config{LogFile: path}, &mailer{}); err == nil || !strings.Contains(err.Error(), "another user") {
+	if _, _, _, err := localLogger(&Config{LogFile: path}, &mailer{}); err == nil || !strings.Contains(err.Error(), "another user") {
 		t.Fatalf("err = %v, want a refusal of another user's file", err)
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Size() != 0 {

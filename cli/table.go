@@ -36,11 +36,15 @@ type Config struct {
 	RedisCAFile         string // extra roots for rediss://
 	DebugAddr           string // loopback address of /stats and /debug/pprof; "": off
 
+	// Accessible asks for line prompts instead of screens.
+	Accessible bool
+
 	// DevMailPublic lets serve listen beyond loopback while mail goes to
 	// the dev mail server.
 	DevMailPublic bool
 
 	MailTestTo string       // mail-test --to, normalised
+	OutboxWait bool         // outbox --wait
 	Load       load.Options // otplogin load's flags
 
 	// smtpURL is the server as --smtp-url (OTPLOGIN_SMTP_URL) gave it;
@@ -90,7 +94,7 @@ var (
 		Default: "random, per process"},
 		parsed(parseSecret), nil, func(c *Config) *[]byte { return &c.OTP.Key })
 
-	outbox = def(setting{Flag: "outbox", Env: "OTPLOGIN_OUTBOX", For: cmdMail,
+	outbox = def(setting{Flag: "outbox", Env: "OTPLOGIN_OUTBOX", For: cmdMail | cmdOutbox,
 		Help:    "folder where the dev mail server saves messages (0700 folder, 0600 files)",
 		Default: "~/.cache/otplogin/outbox"},
 		text(nil), "", func(c *Config) *string { return &c.Outbox })
@@ -148,6 +152,9 @@ var table = []*setting{
 		duration(time.Minute, time.Hour), otp.DefaultTTL, func(c *Config) *time.Duration { return &c.OTP.TTL }),
 
 	logFile,
+	def(setting{Flag: "accessible", Env: "ACCESSIBLE", For: cmdLocal,
+		Help: "plain line prompts instead of screens, for screen readers and plain terminals (the variable is the one huh and gum read)"},
+		boolean(), false, func(c *Config) *bool { return &c.Accessible }),
 	def(setting{Flag: "log-format", Env: "OTPLOGIN_LOG_FORMAT", For: cmdServe,
 		Help: "format of serve's log on stderr", Default: "text on a terminal, else logfmt"},
 		oneOf([]string{"text", "logfmt", "json"}, []string{"text", "logfmt", "json"}), "",
@@ -212,6 +219,9 @@ var smtpParts = []*setting{smtpHost, smtpPort, smtpUsername, smtpPassword, smtpS
 // configuration, so they have no variable and no line in the README.
 var commandFlags = []*setting{
 	mailTestTo,
+	def(setting{Flag: "wait", For: cmdOutbox,
+		Help: "wait for a message to the address to arrive, until Ctrl+C"},
+		boolean(), false, func(c *Config) *bool { return &c.OutboxWait }),
 
 	def(setting{Flag: "addr", For: cmdLoad,
 		Help: "the server's SSH address; loopback only"},
