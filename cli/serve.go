@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 
@@ -37,8 +38,8 @@ func runServe(ctx context.Context, c *Config, stdio IO) error {
 	cfg := c.Serve
 	cfg.Logger = logger
 	screens := ui.NewCache() // every session's titles and help, rendered once
-	cfg.NewModel = func(sess serve.Session) tea.Model {
-		return ui.New(ui.Options{
+	options := func(sess serve.Session) ui.Options {
+		return ui.Options{
 			Service: svc,
 			Client:  sess.Client,
 			Remote:  true,
@@ -47,7 +48,13 @@ func runServe(ctx context.Context, c *Config, stdio IO) error {
 			Cache:   screens,
 
 			RequestTimeout: m.requestTimeout(),
-		})
+		}
+	}
+	cfg.NewModel = func(sess serve.Session) tea.Model { return ui.New(options(sess)) }
+	// A visitor who sets ACCESSIBLE=1 gets line prompts; the PTY is raw,
+	// so they are echoed.
+	cfg.RunLines = func(sess serve.Session, in io.Reader, out io.Writer) any {
+		return ui.RunAccessible(sess.Context(), options(sess), ui.LineIO{In: in, Out: out, Echo: true})
 	}
 	srv, err := serve.New(cfg)
 	if errors.Is(err, serve.ErrHostKey) {

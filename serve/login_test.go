@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"io"
 	"regexp"
 	"strings"
 	"testing"
@@ -40,12 +41,13 @@ func startLoginServer(t *testing.T, mutate func(*Config), before ...func(*Server
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Close() })
+	options := func(s Session) ui.Options {
+		return ui.Options{Service: svc, Client: s.Client, Remote: true, Context: s.Context(), Logger: s.Logger}
+	}
 	ts := startServer(t, func(c *Config) {
-		c.NewModel = func(s Session) tea.Model {
-			return ui.New(ui.Options{
-				Service: svc, Client: s.Client, Remote: true,
-				Context: s.Context(), Logger: s.Logger,
-			})
+		c.NewModel = func(s Session) tea.Model { return ui.New(options(s)) }
+		c.RunLines = func(s Session, in io.Reader, out io.Writer) any {
+			return ui.RunAccessible(s.Context(), options(s), ui.LineIO{In: in, Out: out, Echo: true})
 		}
 		if mutate != nil {
 			mutate(c)
@@ -142,4 +144,32 @@ func TestLeavingExitsOne(t *testing.T) {
 	}
 	waitFor(t, ls.logs, "outcome=cancelled")
 	waitFor(t, ls.logs, "outcome=interrupted")
+}
+
+// TestLinesOverSSH: a visitor who sets ACCESSIBLE=1 logs in by plain lines,
+// typed into the raw PTY and echoed, and leaves with the local app's
+// statuses.
+func TestLinesOverSSH(t *testing.T) {
+	ls := startLoginServer(t, nil)
+	const addr = "lines@example.com"
+	sess := openTerm(t, dial(t, ls.addr), 80, 24, map[string]string{"ACCESSIBLE": "1"})
+	waitFor(t, sess.out, "To leave, type quit.")
+	sess.typeText(t, addr+"\r")
+	waitFor(t, sess.out, "We sent a code to "+addr+".")
+	sess.typeText(t, ls.code(t, addr)+"\r")
+	waitFor(t, sess.out, "Verified "+addr+".")
+	if status := sess.wait(t); status != 0 {
+		t.Errorf("exit status %d, want 0", status)
+	}
+	if out := sess.out.String(); strings.Contains(out, "\x1b[?1049h") || !strings.Contains(out, "Email: "+addr+"\r\n") {
+		t.Errorf("want plain echoed lines and no alternate screen:\n%q", out)
+	}
+	waitFor(t, ls.logs, "outcome=verified")
+
+	sess = openTerm(t, dial(t, ls.addr), 80, 24, map[string]string{"ACCESSIBLE": "true"})
+	waitFor(t, sess.out, "To leave, type quit.")
+	sess.typeText(t, "\x03")
+	if status := sess.wait(t); status != 130 {
+		t.Errorf("Ctrl+C: exit status %d, want 130", status)
+	}
 }

@@ -127,6 +127,13 @@ type Config struct {
 	Logger *log.Logger
 	// NewModel makes the model for one session. Required.
 	NewModel func(Session) tea.Model
+	// RunLines, when set, serves a session whose client asked for plain
+	// line prompts (ACCESSIBLE=1 in its environment: screen readers and
+	// plain terminals) instead of a program: it reads what the visitor
+	// types from in (raw, as a PTY sends it) and writes sentences to out,
+	// until the login ends or the session's context does. Its result is
+	// read like a final model (Outcomer, Verifier).
+	RunLines func(s Session, in io.Reader, out io.Writer) any
 	// Now is the clock for the connection rate limits (time.Now).
 	Now func() time.Time
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -131,6 +133,10 @@ func (s *Server) handleSession(sess ssh.Session) {
 	logger.Info("session start", "client", client)
 
 	in := &inputLimit{r: sess, left: s.cfg.MaxInputBytes, free: s.cfg.InputAllowance, budget: s.input}
+	if s.cfg.RunLines != nil && wantsLines(sess.Environ()) {
+		s.runLines(sess, logger, client, in, start)
+		return
+	}
 	width, height := clampWindow(pty.Window)
 	opts := append(bm.MakeOptions(sess),
 		tea.WithWindowSize(width, height),
@@ -186,16 +192,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 
 	switch end {
 	case endQuit:
-		// The local app's statuses: 1 when the person left with Esc, 130
-		// with Ctrl+C (as a shell reports an interrupt), 0 otherwise.
-		if o, ok := final.(Outcomer); ok {
-			switch o.Outcome() {
-			case "cancelled":
-				_ = sess.Exit(1)
-			case "interrupted":
-				_ = sess.Exit(130)
-			}
-		}
+		exitAsLocal(sess, final)
 		return
 	case endDisconnect:
 		return // nobody is listening
@@ -208,6 +205,53 @@ func (s *Server) handleSession(sess ssh.Session) {
 		refuse(sess, "\n"+lineTimeLimit)
 	case endError, endPanic:
 		refuse(sess, "\n"+lineError)
+	}
+}
+
+// exitAsLocal ends the session with the local app's statuses: 1 when the
+// person left with Esc, 130 with Ctrl+C (as a shell reports an interrupt),
+// 0 otherwise.
+func exitAsLocal(sess ssh.Session, final any) {
+	if o, ok := final.(Outcomer); ok {
+		switch o.Outcome() {
+		case "cancelled":
+			_ = sess.Exit(1)
+		case "interrupted":
+			_ = sess.Exit(130)
+		}
+	}
+}
+
+// wantsLines reports whether the client asked for line prompts: ACCESSIBLE
+// set to a true value (ssh -o SetEnv=ACCESSIBLE=1), as huh and gum read it.
+func wantsLines(environ []string) bool {
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "ACCESSIBLE="); ok {
+			b, err := strconv.ParseBool(v)
+			return err == nil && b
+		}
+	}
+	return false
+}
+
+// runLines runs a session as RunLines' plain lines instead of a program.
+// The session's context bounds it: a disconnect, the idle or the absolute
+// timeout, or the end of shutdown's grace ends it.
+func (s *Server) runLines(sess ssh.Session, logger *log.Logger, client string, in *inputLimit, start time.Time) {
+	final := s.cfg.RunLines(Session{Session: sess, Client: client, Logger: logger}, in, sess)
+	end := endQuit
+	switch {
+	case in.ended.Load() != 0:
+		end = endReason(in.ended.Load())
+	case sess.Context().Err() != nil:
+		end = endDisconnect
+	}
+	s.logEnd(logger, start, end, connOf(sess.Context()).read.Load(), final, nil)
+	switch end {
+	case endQuit:
+		exitAsLocal(sess, final)
+	case endInput, endInputRate:
+		refuse(sess, "\r\n"+lineInput)
 	}
 }
 
@@ -260,7 +304,7 @@ func (s *Server) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-cha
 
 // logEnd logs the end of a session. bytesIn, what the connection sent so
 // far (SSH framing included), helps tune MaxConnBytes.
-func (s *Server) logEnd(logger *log.Logger, start time.Time, end endReason, bytesIn int64, final tea.Model, err error) {
+func (s *Server) logEnd(logger *log.Logger, start time.Time, end endReason, bytesIn int64, final any, err error) {
 	kv := []any{"duration", time.Since(start).Round(time.Millisecond), "end", end.String(), "bytes_in", bytesIn}
 	if o, ok := final.(Outcomer); ok {
 		kv = append(kv, "outcome", o.Outcome())
