@@ -18,8 +18,9 @@ import (
 // nothing else; nothing assigns it at run time.
 var Version string
 
-// String is the line `otplogin version` prints: the name, the version, the
-// Go version and the platform, such as "otplogin v1.2.3 go1.26.8 linux/amd64".
+// String names the build for `otplogin version` and bug reports: the
+// version, the Go version and the platform, such as
+// "v1.2.3 go1.26.8 linux/amd64".
 func String() string {
 	bi, _ := debug.ReadBuildInfo()
 	return line(Version, bi)
@@ -32,7 +33,7 @@ func line(stamped string, bi *debug.BuildInfo) string {
 	if bi != nil && bi.GoVersion != "" {
 		goVersion = bi.GoVersion
 	}
-	return "otplogin " + version(stamped, bi) + " " + goVersion + " " + runtime.GOOS + "/" + runtime.GOARCH
+	return version(stamped, bi) + " " + goVersion + " " + runtime.GOOS + "/" + runtime.GOARCH
 }
 
 // version picks the most precise name the build has: the release stamp,

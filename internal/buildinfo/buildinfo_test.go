@@ -46,11 +46,11 @@ func TestVersion(t *testing.T) {
 func TestLine(t *testing.T) {
 	platform := runtime.GOOS + "/" + runtime.GOARCH
 	got := line("v1.2.3", &debug.BuildInfo{GoVersion: "go1.99.1"})
-	if want := "otplogin v1.2.3 go1.99.1 " + platform; got != want {
+	if want := "v1.2.3 go1.99.1 " + platform; got != want {
 		t.Errorf("line = %q, want %q", got, want)
 	}
 	got = line("v1.2.3", nil)
-	if want := "otplogin v1.2.3 " + runtime.Version() + " " + platform; got != want {
+	if want := "v1.2.3 " + runtime.Version() + " " + platform; got != want {
 		t.Errorf("line without build info = %q, want %q", got, want)
 	}
 }
@@ -79,7 +79,7 @@ func TestStampedBinary(t *testing.T) {
 		t.Fatalf("running the stamped program: %v", err)
 	}
 	fields := strings.Fields(string(out))
-	if len(fields) != 4 || fields[0] != "otplogin" || fields[1] != stamp {
-		t.Errorf("stamped program printed %q, want \"otplogin %s go... os/arch\"", out, stamp)
+	if len(fields) != 3 || fields[0] != stamp {
+		t.Errorf("stamped program printed %q, want \"%s go... os/arch\"", out, stamp)
 	}
 }
