@@ -1,3 +1,6 @@
+// Tools the project runs with go tool -modfile=tools/go.mod: GoReleaser for
+// the release archives (.goreleaser.yaml, .ci/release-check). A module of its
+// own, so that the tools' dependencies stay out of otplogin's go.mod.
 module github.com/otplogin/otplogin/tools
 
 go 1.26.8
