@@ -10,10 +10,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/otplogin/otplogin/internal/buildinfo"
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -73,7 +73,7 @@ func Run(ctx context.Context, args []string, stdio IO) int {
 	root.SetOut(stdio.Stdout)
 	root.SetErr(stdio.Stderr)
 	err := fang.Execute(ctx, root,
-		fang.WithVersion(version()),
+		fang.WithVersion(buildinfo.String()),
 		fang.WithoutManpage(), // man below: one with the environment and exit statuses
 		fang.WithErrorHandler(func(w io.Writer, _ fang.Styles, err error) { report(ctx, w, err) }),
 	)
@@ -153,22 +153,3 @@ func (e usageError) Unwrap() error { return e.error }
 type configError struct{ error }
 
 func (e configError) Unwrap() error { return e.error }
-
-// version is the module version when built with go install, else the VCS
-// revision go build stamped in, then the Go version.
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && (v == "" || v == "(devel)") {
-			v = s.Value
-			if len(v) > 12 {
-				v = v[:12]
-			}
-		}
-	}
-	return v + " " + bi.GoVersion
-}
