@@ -2,11 +2,14 @@ package uv
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"reflect"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/charmbracelet/x/ansi"
 )
@@ -235,4 +238,37 @@ func TestColorReportUnreadable(t *testing.T) {
 			t.Errorf("Decode(%q): String() = %q, IsDark() = %v; want \"\", true", in, s, dark)
 		}
 	}
+}
+
+// TestPendingSequenceBounded checks the otplogin patch to StreamEvents: an
+// unterminated OSC sent a byte at a time is given up as soon as it passes
+// MaxPendingBytes, without waiting for the escape timeout (an hour here),
+// so the reader never rescans more than that on each read.
+func TestPendingSequenceBounded(t *testing.T) {
+	r, w := io.Pipe()
+	tr := NewTerminalReader(r, "xterm-256color")
+	tr.EscTimeout = time.Hour
+	events := make(chan Event, 1024)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- tr.StreamEvents(ctx, events) }()
+
+	seq := append([]byte("\x1b]"), bytes.Repeat([]byte("x"), MaxPendingBytes+64)...)
+	for i := range seq {
+		if _, err := w.Write(seq[i : i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case ev := <-events:
+		if _, ok := ev.(UnknownEvent); !ok {
+			t.Errorf("first event %T %v, want the given-up sequence as an UnknownEvent", ev, ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an unterminated sequence past MaxPendingBytes is still held")
+	}
+	cancel()
+	_ = w.Close()
+	<-done
 }

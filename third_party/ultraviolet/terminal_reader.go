@@ -22,6 +22,12 @@ import (
 // ErrReaderNotStarted is returned when the reader has not been started yet.
 var ErrReaderNotStarted = fmt.Errorf("reader not started")
 
+// MaxPendingBytes bounds how much input the [TerminalReader] holds while it
+// waits for the end of an incomplete sequence: past it, the buffer is decoded
+// as it is, as when [TerminalReader.EscTimeout] expires. No terminal reply
+// otplogin asks for comes near it. otplogin patch.
+const MaxPendingBytes = 4096
+
 // DefaultEscTimeout is the default timeout at which the [TerminalReader] will
 // process ESC sequences. It is set to 50 milliseconds.
 const DefaultEscTimeout = 50 * time.Millisecond
@@ -210,7 +216,12 @@ func (d *TerminalReader) StreamEvents(ctx context.Context, eventc chan<- Event) 
 			d.logf("input: %q", read)
 			buf.Write(read)
 			ttimeout = time.Now().Add(d.EscTimeout)
-			n := d.sendEvents(eventc, buf.Bytes(), false)
+			// otplogin patch: an incomplete sequence is scanned again from
+			// its start on every read, so one that keeps growing (an
+			// unterminated OSC, DCS or APC sent a byte at a time) costs time
+			// quadratic in its length. Past MaxPendingBytes the buffer is
+			// taken as it is, as when EscTimeout expires.
+			n := d.sendEvents(eventc, buf.Bytes(), buf.Len() > MaxPendingBytes)
 			if !timeout.Stop() {
 				// drain the channel if it was already running
 				select {
