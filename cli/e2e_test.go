@@ -7,10 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/otplogin/otplogin/internal/syncbuf"
 
 	"github.com/creack/pty"
 )
@@ -183,22 +184,7 @@ func startServeProcess(t *testing.T, dir string) (*exec.Cmd, *syncBuffer) {
 }
 
 // syncBuffer is a buffer one goroutine fills while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type syncBuffer struct{ syncbuf.Buffer }
 
 // waitFor polls until the output holds want; the bound only keeps a broken
 // build from hanging the suite.

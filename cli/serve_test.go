@@ -5,7 +5,6 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,7 +32,7 @@ func testServeStopsCleanly(t *testing.T, listen []string) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	var stdout bytes.Buffer
-	var stderr lockedBuffer
+	var stderr syncBuffer
 	codec := make(chan int, 1)
 	go func() {
 		codec <- Run(ctx, append([]string{"serve", "--debug-addr", "127.0.0.1:0",
@@ -59,23 +58,4 @@ func testServeStopsCleanly(t *testing.T, listen []string) {
 	if !strings.Contains(stderr.String(), "stopped") || stdout.Len() != 0 {
 		t.Errorf("stderr = %q, stdout %q; want the stopped line and nothing on stdout", stderr.String(), stdout.String())
 	}
-}
-
-// lockedBuffer is a bytes.Buffer the server's log writer and the test may
-// use at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

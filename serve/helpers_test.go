@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/otplogin/otplogin/internal/syncbuf"
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -27,22 +28,7 @@ var size80x24 = fmt.Sprintf("size %dx%d", min(80, maxCols), min(24, maxRows))
 
 // safeBuffer is a bytes.Buffer that the server, the SSH client and the test
 // may use at once.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *safeBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *safeBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type safeBuffer = syncbuf.Buffer
 
 // waitFor polls until b contains want, failing the test after waitTime.
 func waitFor(t *testing.T, b *safeBuffer, want string) {

@@ -6,9 +6,10 @@ import (
 	"context"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/otplogin/otplogin/internal/syncbuf"
 
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
@@ -18,22 +19,7 @@ import (
 
 // transcript records what accessible mode writes, and what the person
 // typed where a terminal would echo it.
-type transcript struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (tr *transcript) Write(p []byte) (int, error) {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	return tr.buf.Write(p)
-}
-
-func (tr *transcript) String() string {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	return tr.buf.String()
-}
+type transcript = syncbuf.Buffer
 
 // script is a person at a terminal in its normal mode: each time the
 // program reads, a prompt waits, and the next line is typed (the terminal

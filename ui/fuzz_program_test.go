@@ -1,13 +1,14 @@
 package ui
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/otplogin/otplogin/internal/syncbuf"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
@@ -162,19 +163,4 @@ func wrongCode(code string) string {
 }
 
 // lockedBuffer is a bytes.Buffer the program and the test may use at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type lockedBuffer = syncbuf.Buffer
