@@ -26,6 +26,13 @@ type loginServer struct {
 
 func startLoginServer(t *testing.T, mutate func(*Config), before ...func(*Server)) *loginServer {
 	t.Helper()
+	return startLoginServerWith(t, otp.Config{}, mutate, before...)
+}
+
+// startLoginServerWith is startLoginServer with the otp service's own
+// configuration (its limits).
+func startLoginServerWith(t *testing.T, otpCfg otp.Config, mutate func(*Config), before ...func(*Server)) *loginServer {
+	t.Helper()
 	dev, err := devserver.Start(t.Context(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -36,13 +43,13 @@ func startLoginServer(t *testing.T, mutate func(*Config), before ...func(*Server
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sender.Close() })
-	svc, err := otp.New(otp.Config{}, otp.NewMemoryStore(), sender)
+	svc, err := otp.New(otpCfg, otp.NewMemoryStore(), sender)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Close() })
 	options := func(s Session) ui.Options {
-		return ui.Options{Service: svc, Client: s.Client, Remote: true, Context: s.Context(), Logger: s.Logger}
+		return ui.Options{Service: svc, Client: s.Client, Remote: true, Context: s.Context(), Logger: s.Logger, Now: otpCfg.Now}
 	}
 	ts := startServer(t, func(c *Config) {
 		c.NewModel = func(s Session) tea.Model { return ui.New(options(s)) }
