@@ -140,7 +140,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 	width, height := clampWindow(pty.Window)
 	opts := append(bm.MakeOptions(sess),
 		tea.WithWindowSize(width, height),
-		tea.WithInput(in),
+		tea.WithInput(&validUTF8{r: in}), // the limits count what the visitor sent
 		// A program's own signal handler would turn the server's SIGINT
 		// into an immediate quit of every session, skipping the grace.
 		tea.WithoutSignalHandler(),
@@ -238,7 +238,7 @@ func wantsLines(environ []string) bool {
 // The session's context bounds it: a disconnect, the idle or the absolute
 // timeout, or the end of shutdown's grace ends it.
 func (s *Server) runLines(sess ssh.Session, logger *log.Logger, client string, in *inputLimit, start time.Time) {
-	final := s.cfg.RunLines(Session{Session: sess, Client: client, Logger: logger}, in, sess)
+	final := s.cfg.RunLines(Session{Session: sess, Client: client, Logger: logger}, &validUTF8{r: in}, sess)
 	end := endQuit
 	switch {
 	case in.ended.Load() != 0:
