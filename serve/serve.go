@@ -29,6 +29,12 @@
 // A panic on any goroutine of one connection ends that connection only; it
 // is logged once and counted in Stats.Panics (for the SSH library's own
 // goroutines, once a program installs Server.LibraryLog).
+//
+// The session-level part (the login program, the PTY check, the session
+// caps, the input bounds, the time limit, the exit statuses) is Gate, a
+// wish middleware that other SSH apps put in front of their own handlers:
+// a Server is Gate in front of a handler that ends the session with status
+// 0, plus the connection-level limits above.
 package serve
 
 import (

@@ -10,6 +10,10 @@
 // (accessible.go) runs the same flow, with the same rules and texts, as plain
 // lines for screen readers and simple terminals.
 //
+// A parent program can run the login as one of its steps: with
+// Options.Embedded the Model reports DoneMsg instead of quitting and draws
+// in the box the parent gives it (SetSize).
+//
 // The model never blocks: every Service call runs in a tea.Cmd under a
 // deadline and comes back as a message tagged with a request id, so a late
 // answer to a request the person walked away from changes nothing. Nothing
