@@ -72,7 +72,7 @@ func (c GateConfig) withDefaults() (GateConfig, error) {
 		return c, errors.New("serve: input bounds must not be negative")
 	case c.LoginTimeout < 0:
 		return c, errors.New("serve: LoginTimeout must not be negative")
-	case c.FPS > 120:
+	case c.FPS < 0 || c.FPS > 120:
 		return c, errors.New("serve: FPS must be within 1..120")
 	}
 	return c, nil
