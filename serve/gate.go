@@ -206,13 +206,21 @@ func (s *sessionGate) timeLimit(conn *countedConn, start time.Time) time.Time {
 // verified address.
 type passedSession struct {
 	ssh.Session
-	in  *handoff
-	ctx ssh.Context
+	in   *handoff
+	term *terminal
+	ctx  ssh.Context
 }
 
 func (p *passedSession) Read(b []byte) (int, error) { return p.in.next(b) }
 
 func (p *passedSession) Context() ssh.Context { return p.ctx }
+
+// Pty is the session's PTY with the newest window the client reported.
+func (p *passedSession) Pty() (ssh.Pty, <-chan ssh.Window, bool) {
+	pty := p.term.pty
+	pty.Window = p.term.window()
+	return pty, p.term.winch, true
+}
 
 // verifiedContext is a session's context with the verified address.
 type verifiedContext struct {

@@ -77,7 +77,8 @@ func startGateServer(t *testing.T, mutate func(*GateConfig), opts ...ssh.Option)
 		gs.mu.Lock()
 		gs.reached = append(gs.reached, fmt.Sprintf("%s %v", addr, ok))
 		gs.mu.Unlock()
-		_, _ = fmt.Fprintf(sess, "welcome %s\r\n", addr)
+		pty, _, _ := sess.Pty()
+		_, _ = fmt.Fprintf(sess, "welcome %s %dx%d\r\n", addr, pty.Window.Width, pty.Window.Height)
 		b := make([]byte, 1)
 		n, err := sess.Read(b)
 		_, _ = fmt.Fprintf(sess, "got %q %v\r\n", b[:n], err)
@@ -119,21 +120,28 @@ func TestGateLetsOnlyVerifiedThrough(t *testing.T) {
 	}{
 		{"verified", nil, func(t *testing.T, sess *termSession) {
 			waitFor(t, sess.out, "Email")
+			// The app gets the window as it is now, not as it was.
+			if err := sess.WindowChange(30, 100); err != nil {
+				t.Fatal(err)
+			}
 			sess.typeText(t, "carol@example.com\r")
 			code := mailedCode(t, gs.dev, "carol@example.com")
 			waitFor(t, sess.out, "Check your email")
 			sess.typeText(t, code+"\r")
-			waitFor(t, sess.out, "welcome carol@example.com")
+			waitFor(t, sess.out, "welcome carol@example.com 100x30")
 			sess.typeText(t, "x")
 			waitFor(t, sess.out, `got "x" <nil>`)
 		}, 0, "✓ Verified carol@example.com"},
 		{"verified in line mode", map[string]string{"ACCESSIBLE": "1"}, func(t *testing.T, sess *termSession) {
 			waitFor(t, sess.out, "To leave, type quit.")
+			if err := sess.WindowChange(20, 60); err != nil {
+				t.Fatal(err)
+			}
 			sess.typeText(t, "dave@example.com\r")
 			code := mailedCode(t, gs.dev, "dave@example.com")
 			waitFor(t, sess.out, "Code: ")
 			sess.typeText(t, code+"\r")
-			waitFor(t, sess.out, "welcome dave@example.com")
+			waitFor(t, sess.out, "welcome dave@example.com 60x20")
 			sess.typeText(t, "y")
 			waitFor(t, sess.out, `got "y" <nil>`)
 		}, 0, "Verified dave@example.com."},

@@ -158,17 +158,20 @@ func (s *sessionGate) handleSession(sess ssh.Session) (passed *passedSession) {
 	defer cancel()
 	login := Session{Session: sess, Client: client, Logger: logger, ctx: loginContext{sess.Context(), ctx}}
 	hand := newHandoff(sess)
+	term := &terminal{pty: pty, winch: winch}
 	in := &inputLimit{r: hand, left: s.cfg.MaxInputBytes, free: s.cfg.InputAllowance, budget: s.input}
 	if s.cfg.RunLines != nil && wantsLines(sess.Environ()) {
 		// Nothing else takes window changes while the lines run.
-		keep := make(chan struct{})
-		go drainWindows(winch, keep)
+		keep, kept := make(chan struct{}), make(chan struct{})
+		go func() { defer close(kept); term.drain(keep) }()
 		final, ok := s.runLines(sess, login, logger, conn, in, start)
 		if !ok {
 			return nil
 		}
-		if passed = s.pass(sess, final, hand); passed != nil {
-			close(keep) // the next handler takes them
+		close(keep) // the next handler takes them, if there is one
+		<-kept
+		if passed = s.pass(sess, final, hand, term); passed == nil {
+			go term.drain(nil)
 		}
 		return passed
 	}
@@ -195,7 +198,7 @@ func (s *sessionGate) handleSession(sess ssh.Session) (passed *passedSession) {
 				p.Kill()
 			}
 		}()
-		s.watch(sess.Context(), p, [2]int{width, height}, winch, s.timeLimit(conn, start), done, &reason)
+		s.watch(sess.Context(), p, [2]int{width, height}, term, s.timeLimit(conn, start), done, &reason)
 	}()
 	final, err := p.Run()
 	close(done)
@@ -217,7 +220,7 @@ func (s *sessionGate) handleSession(sess ssh.Session) (passed *passedSession) {
 	s.logEnd(logger, start, end, conn, final, err)
 
 	if end == endQuit {
-		if passed = s.pass(sess, final, hand); passed != nil {
+		if passed = s.pass(sess, final, hand, term); passed != nil {
 			return passed
 		}
 	}
@@ -225,7 +228,7 @@ func (s *sessionGate) handleSession(sess ssh.Session) (passed *passedSession) {
 	// window change until it is taken: drain them until that loop ends
 	// with the channel, or a client that keeps resizing after the program
 	// ended would keep the loop, and the session it holds, for good.
-	go drainWindows(winch, nil)
+	go term.drain(nil)
 	switch end {
 	case endQuit:
 		return nil // ended by pass
@@ -247,7 +250,7 @@ func (s *sessionGate) handleSession(sess ssh.Session) (passed *passedSession) {
 // pass returns the session for the next handler if final (the final model
 // or RunLines' result) verified an address; otherwise it ends the session
 // with the local app's statuses and returns nil.
-func (s *sessionGate) pass(sess ssh.Session, final any, hand *handoff) *passedSession {
+func (s *sessionGate) pass(sess ssh.Session, final any, hand *handoff, term *terminal) *passedSession {
 	v, ok := final.(Verifier)
 	var addr string
 	if ok {
@@ -258,27 +261,48 @@ func (s *sessionGate) pass(sess ssh.Session, final any, hand *handoff) *passedSe
 		return nil
 	}
 	hand.pass()
-	return &passedSession{Session: sess, in: hand, ctx: verifiedContext{sess.Context(), addr}}
+	return &passedSession{Session: sess, in: hand, term: term, ctx: verifiedContext{sess.Context(), addr}}
 }
 
 // endSession is a Server's handler after the gate, for a visitor who
 // verified: the session ends with status 0, as the local app's does.
 func endSession(sess ssh.Session) {
 	_, winch, _ := sess.Pty()
-	go drainWindows(winch, nil) // as for a session the gate ends
+	go (&terminal{winch: winch}).drain(nil) // as for a session the gate ends
 	_ = sess.Exit(0)
 }
 
-// drainWindows takes window changes until the channel closes, or until
-// keep is closed because the next handler takes them. Nothing here can
-// panic.
-func drainWindows(winch <-chan ssh.Window, keep <-chan struct{}) {
+// terminal is a session's PTY as the gate saw it. ssh.Session.Pty reads
+// the window that the SSH library's request loop writes on each window
+// change, without a lock; the gate takes the window from the changes it
+// receives instead, and hands the newest on to the next handler.
+type terminal struct {
+	pty   ssh.Pty // as the pty-req set it; Window is the first window
+	winch <-chan ssh.Window
+	last  atomic.Pointer[ssh.Window] // the newest window change taken
+}
+
+// took records a window change taken from winch.
+func (t *terminal) took(w ssh.Window) { t.last.Store(&w) }
+
+// window is the newest window the client reported.
+func (t *terminal) window() ssh.Window {
+	if w := t.last.Load(); w != nil {
+		return *w
+	}
+	return t.pty.Window
+}
+
+// drain takes window changes until the channel closes, or until keep is
+// closed because the next handler takes them. Nothing here can panic.
+func (t *terminal) drain(keep <-chan struct{}) {
 	for {
 		select {
-		case _, ok := <-winch:
+		case w, ok := <-t.winch:
 			if !ok {
 				return
 			}
+			t.took(w)
 		case <-keep:
 			return
 		}
@@ -333,7 +357,8 @@ func (s *sessionGate) runLines(sess ssh.Session, login Session, logger *log.Logg
 
 // watch feeds window changes and shutdown notices to p until done is closed,
 // and quits p at timeLimit. size is the window p started with.
-func (s *sessionGate) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-chan ssh.Window, timeLimit time.Time, done <-chan struct{}, reason *atomic.Int32) {
+func (s *sessionGate) watch(ctx ssh.Context, p *tea.Program, size [2]int, term *terminal, timeLimit time.Time, done <-chan struct{}, reason *atomic.Int32) {
+	winch := term.winch
 	// graceOver is watched only once the notice is out, so that a slow
 	// watcher cannot skip the notice when both channels are closed.
 	stopping, graceOver := s.stopping, (<-chan struct{})(nil)
@@ -352,6 +377,7 @@ func (s *sessionGate) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch 
 				winch = nil
 				continue
 			}
+			term.took(w)
 			// The first value is the pty-req's window, which p already
 			// has; a client may also repeat a size, or exceed the clamp.
 			if width, height := clampWindow(w); [2]int{width, height} != size {
