@@ -83,10 +83,11 @@ func (c GateConfig) withDefaults() (GateConfig, error) {
 // login (NewModel's program, or RunLines) on the session first, and calls
 // the next handler with the same session, whose context then holds the
 // verified address (VerifiedAddress). A visitor who leaves (Esc, Ctrl+C),
-// fails, disconnects, sends too much, or whose login panics never reaches
-// the next handler: the session ends with one line and status 1 (130
-// after Ctrl+C), as a Server's do. A Server's sessions are this gate in
-// front of a handler that ends them with status 0.
+// disconnects, sends too much, runs out of time, or whose login panics
+// never reaches the next handler: the session ends with status 1 (130
+// after Ctrl+C), and a line saying why when the login's screen did not,
+// as a Server's sessions do. A Server's sessions are this gate in front of
+// a handler that ends them with status 0.
 //
 // The gate applies the session-level limits of a Server (a PTY is
 // required; the session caps, the input bounds and LoginTimeout above),
