@@ -97,6 +97,11 @@ func (m testModel) View() tea.View {
 
 func (m testModel) Outcome() string { return m.outcome }
 
+// Verified: Enter stands for a code accepted, for what was typed.
+func (m testModel) Verified() (string, bool) {
+	return m.typed, m.outcome == "submitted" && m.typed != ""
+}
+
 type testServer struct {
 	*Server
 	addr   string

@@ -131,13 +131,7 @@ func (l *limiter) admitConn(client string) error {
 	var held [len(prefixes)]*clientCount
 	counts := held[:len(keys)]
 	for i, k := range keys {
-		c := l.clients[k]
-		if c == nil {
-			f := prefixes[i].factor
-			c = &clientCount{tokens: rate.NewLimiter(l.rate*rate.Limit(f), l.burst*f), factor: f}
-			l.clients[k] = c
-		}
-		counts[i] = c
+		counts[i] = l.entry(i, k)
 	}
 	for i, c := range counts {
 		if !c.tokens.AllowN(now, 1) {
@@ -157,6 +151,18 @@ func (l *limiter) admitConn(client string) error {
 	}
 	l.conns++
 	return nil
+}
+
+// entry is the count of key, the i-th of a client's keys, made if
+// missing. The caller holds l.mu.
+func (l *limiter) entry(i int, key string) *clientCount {
+	c := l.clients[key]
+	if c == nil {
+		f := prefixes[i].factor
+		c = &clientCount{tokens: rate.NewLimiter(l.rate*rate.Limit(f), l.burst*f), factor: f}
+		l.clients[key] = c
+	}
+	return c
 }
 
 func (l *limiter) releaseConn(client string) {
@@ -181,23 +187,30 @@ func (l *limiter) release(client string, field func(*clientCount) *int) bool {
 	return held
 }
 
-// admitSession reserves a session slot for client, which must hold a
-// connection slot.
+// admitSession reserves a session slot for client. A Server's client holds
+// a connection slot, and with it its entries; behind Gate, sessions are all
+// the limiter counts, and an entry is made for a client it does not know.
 func (l *limiter) admitSession(client string) error {
 	keys := clientKeys(client)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if len(l.clients)+len(keys) > l.maxClients {
+		l.sweep(l.now()) // before any lookup, so that it drops none of ours
+	}
+	var held [len(prefixes)]*clientCount
+	counts := held[:len(keys)]
 	for i, k := range keys {
-		c := l.clients[k]
-		if c == nil || c.sessions >= l.maxClientSessions*c.factor {
+		c := l.entry(i, k)
+		if c.sessions >= l.maxClientSessions*c.factor {
 			return limitErr(errClientSessions, i, k)
 		}
+		counts[i] = c
 	}
 	if l.sessions >= l.maxSessions {
 		return errSessions
 	}
-	for _, k := range keys {
-		l.clients[k].sessions++
+	for _, c := range counts {
+		c.sessions++
 	}
 	l.sessions++
 	return nil

@@ -72,13 +72,3 @@ func TestNoLockoutAcrossClients(t *testing.T) {
 	sess.typeText(t, code+"\r")
 	waitFor(t, sess.out, "Verified")
 }
-
-// waitCount waits until b holds want n times.
-func waitCount(t *testing.T, b *safeBuffer, want string, n int) {
-	t.Helper()
-	for deadline := time.Now().Add(waitTime); strings.Count(b.String(), want) < n; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %q %d times; log:\n%s", want, n, b.String())
-		}
-	}
-}

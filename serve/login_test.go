@@ -30,24 +30,10 @@ func startLoginServer(t *testing.T, mutate func(*Config), before ...func(*Server
 }
 
 // startLoginServerWith is startLoginServer with the otp service's own
-// configuration (its limits).
+// configuration (its limits, its clock).
 func startLoginServerWith(t *testing.T, otpCfg otp.Config, mutate func(*Config), before ...func(*Server)) *loginServer {
 	t.Helper()
-	dev, err := devserver.Start(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dev.Close() })
-	sender, err := mail.New(dev.SenderConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sender.Close() })
-	svc, err := otp.New(otpCfg, otp.NewMemoryStore(), sender)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Close() })
+	dev, svc := loginService(t, otpCfg)
 	options := func(s Session) ui.Options {
 		return ui.Options{Service: svc, Client: s.Client, Remote: true, Context: s.Context(), Logger: s.Logger, Now: otpCfg.Now}
 	}
@@ -63,13 +49,42 @@ func startLoginServerWith(t *testing.T, otpCfg otp.Config, mutate func(*Config),
 	return &loginServer{testServer: ts, dev: dev}
 }
 
+// loginService is the real otp service, mailing codes to an embedded dev
+// mail server.
+func loginService(t *testing.T, cfg otp.Config) (*devserver.Server, *otp.Service) {
+	t.Helper()
+	dev, err := devserver.Start(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dev.Close() })
+	sender, err := mail.New(dev.SenderConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sender.Close() })
+	svc, err := otp.New(cfg, otp.NewMemoryStore(), sender)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	return dev, svc
+}
+
 // code waits for the dev server to receive a message for to and returns its
 // code.
 func (ls *loginServer) code(t *testing.T, to string) string {
 	t.Helper()
+	return mailedCode(t, ls.dev, to)
+}
+
+// mailedCode waits for dev to receive a message for to and returns its
+// code.
+func mailedCode(t *testing.T, dev *devserver.Server, to string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTime)
 	defer cancel()
-	msg, err := ls.dev.WaitFor(ctx, to, time.Time{})
+	msg, err := dev.WaitFor(ctx, to, time.Time{})
 	if err != nil {
 		t.Fatalf("no mail for %s: %v", to, err)
 	}

@@ -25,7 +25,7 @@ import (
 // with its stack. logger carries the connection's keys; where names the
 // goroutine. Addresses in the panic's text are masked: a model may panic
 // with what the user typed.
-func (s *Server) logPanic(logger *log.Logger, where string, value any, stack []byte) {
+func (s *sessionGate) logPanic(logger *log.Logger, where string, value any, stack []byte) {
 	s.panics.Add(1)
 	kv := []any{"where", where, "panic", maskAddresses(fmt.Sprint(value))}
 	if len(stack) > 0 {

@@ -29,6 +29,12 @@
 // A panic on any goroutine of one connection ends that connection only; it
 // is logged once and counted in Stats.Panics (for the SSH library's own
 // goroutines, once a program installs Server.LibraryLog).
+//
+// The session-level part (the login program, the PTY check, the session
+// caps, the input bounds, the time limit, the exit statuses) is Gate, a
+// wish middleware that other SSH apps put in front of their own handlers:
+// a Server is Gate in front of a handler that ends the session with status
+// 0, plus the connection-level limits above.
 package serve
 
 import (
@@ -206,6 +212,17 @@ type Session struct {
 	// Logger is the server's logger with this session's id and remote
 	// address, so that the model's log lines match the session's.
 	Logger *log.Logger
+	ctx    ssh.Context
+}
+
+// Context is the session's context for the login: it ends when the login
+// does (or the connection, before), so that requests and timers that use
+// it end with the login.
+func (s Session) Context() ssh.Context {
+	if s.ctx == nil {
+		return s.Session.Context()
+	}
+	return s.ctx
 }
 
 // ShutdownMsg is sent to every live session's program when the server starts
@@ -225,37 +242,19 @@ func (m ShutdownMsg) Notice() string {
 // Server is the SSH server. Make one with New and run it with Serve or
 // ListenAndServe; it cannot be restarted.
 type Server struct {
+	// The session handling: Gate's, in front of endSession. The limiter,
+	// the logger, the input budget, the shutdown signals and the session
+	// counters are its fields.
+	*sessionGate
 	cfg     Config
-	log     *log.Logger
 	ssh     *ssh.Server
-	lim     *limiter
 	hostKey gossh.PublicKey
 	reads   *byteBudget // Config.ReadRate
-	input   *byteBudget // Config.InputRate
 
-	served    atomic.Bool
-	addr      atomic.Value  // net.Addr, once serving
-	stopping  chan struct{} // closed when shutdown starts
-	graceOver chan struct{} // closed when ShutdownGrace has passed
-	deadline  time.Time     // set before stopping is closed
+	served atomic.Bool
+	addr   atomic.Value // net.Addr, once serving
 
-	mu       sync.Mutex // guards closed and handlers.Add against handlers.Wait
-	closed   bool
-	handlers sync.WaitGroup
-
-	sessionsTotal atomic.Int64
-	refused       atomic.Int64
-	turned        atomic.Int64
-	panics        atomic.Int64
-
-	hooks testHooks
-}
-
-// testHooks let tests inject a panic into goroutines of this package that no
-// real seam reaches (everything they run is this package's own code). All
-// nil outside tests.
-type testHooks struct {
-	window func(width, height int) // watch, for each window size it forwards
+	refused atomic.Int64
 }
 
 // New checks cfg, loads or creates the host key and returns a Server.
@@ -269,15 +268,24 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		lim:       newLimiter(cfg),
-		hostKey:   signer.PublicKey(),
-		reads:     newByteBudget(cfg.ReadRate, time.Now),
-		input:     newByteBudget(cfg.InputRate, time.Now),
-		stopping:  make(chan struct{}),
-		graceOver: make(chan struct{}),
+		sessionGate: newSessionGate(GateConfig{
+			NewModel:       cfg.NewModel,
+			RunLines:       cfg.RunLines,
+			MaxInputBytes:  cfg.MaxInputBytes,
+			InputRate:      cfg.InputRate,
+			InputAllowance: cfg.InputAllowance,
+			// The connection is cut at MaxTimeout; quit the program a
+			// little earlier so that the user can be told why.
+			LoginTimeout: cfg.MaxTimeout - farewellTime,
+			FPS:          cfg.FPS,
+			Logger:       cfg.Logger,
+		}, newLimiter(cfg), "session"),
+		cfg:     cfg,
+		hostKey: signer.PublicKey(),
+		reads:   newByteBudget(cfg.ReadRate, time.Now),
 	}
+	s.stopping = make(chan struct{})
+	s.graceOver = make(chan struct{})
 	// With no auth handler the server sets NoClientAuth: the "none" method
 	// that OpenSSH tries first succeeds, so nobody is asked for a password
 	// and no public key is collected.
@@ -292,7 +300,7 @@ func New(cfg Config) (*Server, error) {
 			srv.ConnectionFailedCallback = func(nc net.Conn, err error) {
 				s.log.Debug("handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
 			}
-			srv.Handler = s.handleSession
+			srv.Handler = func(sess ssh.Session) { s.handle(sess, endSession) }
 			srv.SessionRequestCallback = s.sessionRequest
 			// Only session channels; no global requests, subsystems or
 			// forwarding (the port-forwarding callbacks stay nil, which
@@ -468,7 +476,7 @@ func connOf(ctx ssh.Context) *countedConn {
 
 // track counts a session handler for shutdown to wait on; false means the
 // server is closed and the handler should not run.
-func (s *Server) track() bool {
+func (s *sessionGate) track() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -519,7 +527,7 @@ func (s *Server) sessionRequest(sess ssh.Session, reqType string) bool {
 }
 
 // connLogger is the server's logger with the keys of ctx's connection.
-func (s *Server) connLogger(ctx ssh.Context) *log.Logger {
+func (s *sessionGate) connLogger(ctx ssh.Context) *log.Logger {
 	return s.log.With("session", shortID(ctx.SessionID()), "remote", ctx.RemoteAddr().String())
 }
 

@@ -285,7 +285,7 @@ func TestClientDisconnectsMidSend(t *testing.T) {
 	// The server still serves others.
 	other := openTerm(t, dial(t, ts.addr), 80, 24, nil)
 	ts.waitEvent(t, size80x24)
-	other.typeText(t, "\r")
+	other.typeText(t, "ok\r")
 	if status := other.wait(t); status != 0 {
 		t.Errorf("exit status %d, want 0", status)
 	}
@@ -510,5 +510,38 @@ func TestResizeAfterProgramEnds(t *testing.T) {
 		sess.wait(t)
 		_ = c.Close()
 		ts.waitStats(t, "connection released", func(s Stats) bool { return s.Conns == 0 })
+	}
+}
+
+// TestResizeInLineMode: in line mode no program takes window changes; the
+// session drains them, so that a client resizing its terminal there leaves
+// no request loop blocked once the session ends.
+func TestResizeInLineMode(t *testing.T) {
+	ls := startLoginServer(t, nil)
+	lines := func(resize bool) {
+		c, err := dialErr(ls.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess := openTerm(t, c, 80, 24, map[string]string{"ACCESSIBLE": "1"})
+		waitFor(t, sess.out, "To leave, type quit.")
+		for i := range 3 {
+			if resize {
+				if err := sess.WindowChange(20+i, 70); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		sess.typeText(t, "quit\r")
+		if status := sess.wait(t); status != 1 {
+			t.Errorf("exit status %d, want 1", status)
+		}
+		_ = c.Close()
+		ls.waitStats(t, "connection released", func(s Stats) bool { return s.Conns == 0 })
+	}
+	lines(false) // process-wide helpers start with the first session
+	leakcheck.Check(t)
+	for range 3 {
+		lines(true)
 	}
 }

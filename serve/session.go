@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -83,17 +84,27 @@ func (r endReason) String() string {
 	return [...]string{"quit", "disconnected", "shutdown", "input limit", "input rate", "time limit", "error", "panic"}[r]
 }
 
-// handleSession runs one SSH session: it checks for a PTY and the session
-// caps, then runs a bubbletea program until it quits, the connection ends or
-// the server shuts down.
-func (s *Server) handleSession(sess ssh.Session) {
+// handle is the gate's handler: it runs the login and passes a session
+// whose visitor verified an address on to next.
+func (s *sessionGate) handle(sess ssh.Session, next ssh.Handler) {
 	if !s.track() {
 		return
 	}
 	defer s.handlers.Done()
+	if passed := s.handleSession(sess); passed != nil {
+		next(passed)
+	}
+}
+
+// handleSession runs one SSH session's login: it checks for a PTY and the
+// session caps, then runs a bubbletea program until it quits, the
+// connection ends or the server shuts down. It returns the session for the
+// next handler if the visitor verified an address; otherwise it has ended
+// the session and returns nil.
+func (s *sessionGate) handleSession(sess ssh.Session) (passed *passedSession) {
 	start := time.Now()
-	conn := connOf(sess.Context())
-	client := conn.client
+	conn := countedOf(sess.Context()) // nil in front of another server's handler
+	client := clientOf(sess, conn)
 	logger := s.connLogger(sess.Context())
 	defer func() {
 		// bubbletea recovers panics in the model itself; this catches the
@@ -101,23 +112,32 @@ func (s *Server) handleSession(sess ssh.Session) {
 		if r := recover(); r != nil {
 			s.logPanic(logger, "session", r, debug.Stack())
 			refuse(sess, lineError)
+			passed = nil
 		}
 	}()
 
 	turnAway := func(reason, line string) {
 		s.turned.Add(1)
-		logger.Info("session refused", "reason", reason, "client", client)
+		logger.Info(s.noun+" refused", "reason", reason, "client", client)
 		refuse(sess, line)
 	}
 	pty, winch, ok := sess.Pty()
 	if !ok {
 		turnAway("no pty", lineNoPTY)
-		return
+		return nil
+	}
+	if !sess.EmulatedPty() {
+		// ssh.AllocatePty: the SSH library copies the session's input
+		// into a PTY of its own, so the login could read only part of it.
+		logger.Error("serve.Gate needs the SSH server's default emulated PTY, not ssh.AllocatePty")
+		s.turned.Add(1)
+		refuse(sess, lineError)
+		return nil
 	}
 	select {
 	case <-s.stopping:
 		turnAway("shutting down", lineShutdown)
-		return
+		return nil
 	default:
 	}
 	if err := s.lim.admitSession(client); err != nil {
@@ -126,16 +146,34 @@ func (s *Server) handleSession(sess ssh.Session) {
 			line = lineClientSessions
 		}
 		turnAway(err.Error(), line)
-		return
+		return nil
 	}
 	defer s.lim.releaseSession(client)
 	s.sessionsTotal.Add(1)
-	logger.Info("session start", "client", client)
+	logger.Info(s.noun+" start", "client", client)
 
-	in := &inputLimit{r: sess, left: s.cfg.MaxInputBytes, free: s.cfg.InputAllowance, budget: s.input}
+	// The login's context ends with the login, so that nothing it started
+	// (requests, timers) outlives it while the next handler runs.
+	ctx, cancel := context.WithCancel(sess.Context())
+	defer cancel()
+	login := Session{Session: sess, Client: client, Logger: logger, ctx: loginContext{sess.Context(), ctx}}
+	hand := newHandoff(sess)
+	term := &terminal{pty: pty, winch: winch}
+	in := &inputLimit{r: hand, left: s.cfg.MaxInputBytes, free: s.cfg.InputAllowance, budget: s.input}
 	if s.cfg.RunLines != nil && wantsLines(sess.Environ()) {
-		s.runLines(sess, logger, client, in, start)
-		return
+		// Nothing else takes window changes while the lines run.
+		keep, kept := make(chan struct{}), make(chan struct{})
+		go func() { defer close(kept); term.drain(keep) }()
+		final, ok := s.runLines(sess, login, logger, conn, in, start)
+		if !ok {
+			return nil
+		}
+		close(keep) // the next handler takes them, if there is one
+		<-kept
+		if passed = s.pass(sess, final, hand, term); passed == nil {
+			go term.drain(nil)
+		}
+		return passed
 	}
 	width, height := clampWindow(pty.Window)
 	opts := append(bm.MakeOptions(sess),
@@ -146,22 +184,13 @@ func (s *Server) handleSession(sess ssh.Session) {
 		tea.WithoutSignalHandler(),
 		tea.WithFPS(s.cfg.FPS),
 	)
-	p := tea.NewProgram(s.cfg.NewModel(Session{Session: sess, Client: client, Logger: logger}), opts...)
+	p := tea.NewProgram(s.cfg.NewModel(login), opts...)
 
 	var reason atomic.Int32
 	done := make(chan struct{})
 	watched := make(chan struct{})
 	go func() {
-		defer func() {
-			close(watched)
-			// The SSH library's request loop blocks on a window change
-			// until it is taken: drain them until that loop ends with the
-			// channel, or a client that keeps resizing after the program
-			// ended would keep the loop, and the session it holds, for
-			// good. Nothing here can panic.
-			for range winch {
-			}
-		}()
+		defer close(watched)
 		defer func() {
 			if r := recover(); r != nil {
 				s.logPanic(logger, "watch", r, debug.Stack())
@@ -169,7 +198,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 				p.Kill()
 			}
 		}()
-		s.watch(sess.Context(), p, [2]int{width, height}, winch, done, &reason)
+		s.watch(sess.Context(), p, [2]int{width, height}, term, s.timeLimit(conn, start), done, &reason)
 	}()
 	final, err := p.Run()
 	close(done)
@@ -188,14 +217,23 @@ func (s *Server) handleSession(sess ssh.Session) {
 	case err != nil && end == endQuit:
 		end = endError
 	}
-	s.logEnd(logger, start, end, conn.read.Load(), final, err)
+	s.logEnd(logger, start, end, conn, final, err)
 
+	if end == endQuit {
+		if passed = s.pass(sess, final, hand, term); passed != nil {
+			return passed
+		}
+	}
+	// The session ends here. The SSH library's request loop blocks on a
+	// window change until it is taken: drain them until that loop ends
+	// with the channel, or a client that keeps resizing after the program
+	// ended would keep the loop, and the session it holds, for good.
+	go term.drain(nil)
 	switch end {
 	case endQuit:
-		exitAsLocal(sess, final)
-		return
+		return nil // ended by pass
 	case endDisconnect:
-		return // nobody is listening
+		return nil // nobody is listening
 	// The leading newline: the program may have left the cursor mid-line.
 	case endShutdown:
 		refuse(sess, "\n"+lineShutdown)
@@ -206,20 +244,80 @@ func (s *Server) handleSession(sess ssh.Session) {
 	case endError, endPanic:
 		refuse(sess, "\n"+lineError)
 	}
+	return nil
 }
 
-// exitAsLocal ends the session with the local app's statuses: 1 when the
-// person left with Esc, 130 with Ctrl+C (as a shell reports an interrupt),
-// 0 otherwise.
-func exitAsLocal(sess ssh.Session, final any) {
-	if o, ok := final.(Outcomer); ok {
-		switch o.Outcome() {
-		case "cancelled":
-			_ = sess.Exit(1)
-		case "interrupted":
-			_ = sess.Exit(130)
+// pass returns the session for the next handler if final (the final model
+// or RunLines' result) verified an address; otherwise it ends the session
+// with the local app's statuses and returns nil.
+func (s *sessionGate) pass(sess ssh.Session, final any, hand *handoff, term *terminal) *passedSession {
+	v, ok := final.(Verifier)
+	var addr string
+	if ok {
+		addr, ok = v.Verified()
+	}
+	if !ok || addr == "" {
+		exitAsLocal(sess, final)
+		return nil
+	}
+	hand.pass()
+	return &passedSession{Session: sess, in: hand, term: term, ctx: verifiedContext{sess.Context(), addr}}
+}
+
+// endSession is a Server's handler after the gate, for a visitor who
+// verified: the session ends with status 0, as the local app's does.
+func endSession(sess ssh.Session) {
+	_, winch, _ := sess.Pty()
+	go (&terminal{winch: winch}).drain(nil) // as for a session the gate ends
+	_ = sess.Exit(0)
+}
+
+// terminal is a session's PTY as the gate saw it. ssh.Session.Pty reads
+// the window that the SSH library's request loop writes on each window
+// change, without a lock; the gate takes the window from the changes it
+// receives instead, and hands the newest on to the next handler.
+type terminal struct {
+	pty   ssh.Pty // as the pty-req set it; Window is the first window
+	winch <-chan ssh.Window
+	last  atomic.Pointer[ssh.Window] // the newest window change taken
+}
+
+// took records a window change taken from winch.
+func (t *terminal) took(w ssh.Window) { t.last.Store(&w) }
+
+// window is the newest window the client reported.
+func (t *terminal) window() ssh.Window {
+	if w := t.last.Load(); w != nil {
+		return *w
+	}
+	return t.pty.Window
+}
+
+// drain takes window changes until the channel closes, or until keep is
+// closed because the next handler takes them. Nothing here can panic.
+func (t *terminal) drain(keep <-chan struct{}) {
+	for {
+		select {
+		case w, ok := <-t.winch:
+			if !ok {
+				return
+			}
+			t.took(w)
+		case <-keep:
+			return
 		}
 	}
+}
+
+// exitAsLocal ends a session that verified nothing with the local app's
+// statuses: 130 when the person left with Ctrl+C (as a shell reports an
+// interrupt), 1 otherwise (Esc, or a model that quit by itself).
+func exitAsLocal(sess ssh.Session, final any) {
+	if o, ok := final.(Outcomer); ok && o.Outcome() == "interrupted" {
+		_ = sess.Exit(130)
+		return
+	}
+	_ = sess.Exit(1)
 }
 
 // wantsLines reports whether the client asked for line prompts: ACCESSIBLE
@@ -234,11 +332,12 @@ func wantsLines(environ []string) bool {
 	return false
 }
 
-// runLines runs a session as RunLines' plain lines instead of a program.
-// The session's context bounds it: a disconnect, the idle or the absolute
-// timeout, or the end of shutdown's grace ends it.
-func (s *Server) runLines(sess ssh.Session, logger *log.Logger, client string, in *inputLimit, start time.Time) {
-	final := s.cfg.RunLines(Session{Session: sess, Client: client, Logger: logger}, &validUTF8{r: in}, sess)
+// runLines runs a session as RunLines' plain lines instead of a program,
+// and returns RunLines' result; ok is false if the session ended with
+// them. The session's context bounds it: a disconnect, the idle or the
+// absolute timeout, or the end of shutdown's grace ends it.
+func (s *sessionGate) runLines(sess ssh.Session, login Session, logger *log.Logger, conn *countedConn, in *inputLimit, start time.Time) (final any, ok bool) {
+	final = s.cfg.RunLines(login, &validUTF8{r: in}, sess)
 	end := endQuit
 	switch {
 	case in.ended.Load() != 0:
@@ -246,24 +345,24 @@ func (s *Server) runLines(sess ssh.Session, logger *log.Logger, client string, i
 	case sess.Context().Err() != nil:
 		end = endDisconnect
 	}
-	s.logEnd(logger, start, end, connOf(sess.Context()).read.Load(), final, nil)
+	s.logEnd(logger, start, end, conn, final, nil)
 	switch end {
 	case endQuit:
-		exitAsLocal(sess, final)
+		return final, true
 	case endInput, endInputRate:
 		refuse(sess, "\r\n"+lineInput)
 	}
+	return nil, false
 }
 
-// watch feeds window changes and shutdown notices to p until done is closed.
-// size is the window p started with.
-func (s *Server) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-chan ssh.Window, done <-chan struct{}, reason *atomic.Int32) {
+// watch feeds window changes and shutdown notices to p until done is closed,
+// and quits p at timeLimit. size is the window p started with.
+func (s *sessionGate) watch(ctx ssh.Context, p *tea.Program, size [2]int, term *terminal, timeLimit time.Time, done <-chan struct{}, reason *atomic.Int32) {
+	winch := term.winch
 	// graceOver is watched only once the notice is out, so that a slow
 	// watcher cannot skip the notice when both channels are closed.
 	stopping, graceOver := s.stopping, (<-chan struct{})(nil)
-	// The connection is cut at MaxTimeout; quit the program a little
-	// earlier so that the user can be told why.
-	limit := time.NewTimer(time.Until(connOf(ctx).start.Add(s.cfg.MaxTimeout - farewellTime)))
+	limit := time.NewTimer(time.Until(timeLimit))
 	defer limit.Stop()
 	for {
 		select {
@@ -278,6 +377,7 @@ func (s *Server) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-cha
 				winch = nil
 				continue
 			}
+			term.took(w)
 			// The first value is the pty-req's window, which p already
 			// has; a client may also repeat a size, or exceed the clamp.
 			if width, height := clampWindow(w); [2]int{width, height} != size {
@@ -302,10 +402,14 @@ func (s *Server) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-cha
 	}
 }
 
-// logEnd logs the end of a session. bytesIn, what the connection sent so
-// far (SSH framing included), helps tune MaxConnBytes.
-func (s *Server) logEnd(logger *log.Logger, start time.Time, end endReason, bytesIn int64, final any, err error) {
-	kv := []any{"duration", time.Since(start).Round(time.Millisecond), "end", end.String(), "bytes_in", bytesIn}
+// logEnd logs the end of a login. For a Server's session, bytes_in, what
+// the connection sent so far (SSH framing included), helps tune
+// MaxConnBytes.
+func (s *sessionGate) logEnd(logger *log.Logger, start time.Time, end endReason, conn *countedConn, final any, err error) {
+	kv := []any{"duration", time.Since(start).Round(time.Millisecond), "end", end.String()}
+	if conn != nil {
+		kv = append(kv, "bytes_in", conn.read.Load())
+	}
 	if o, ok := final.(Outcomer); ok {
 		kv = append(kv, "outcome", o.Outcome())
 	}
@@ -316,10 +420,10 @@ func (s *Server) logEnd(logger *log.Logger, start time.Time, end endReason, byte
 	}
 	if end == endError {
 		kv = append(kv, "err", err)
-		logger.Error("session end", kv...)
+		logger.Error(s.noun+" end", kv...)
 		return
 	}
-	logger.Info("session end", kv...)
+	logger.Info(s.noun+" end", kv...)
 }
 
 // refuse prints one line to the user and ends the session with status 1.

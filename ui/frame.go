@@ -62,7 +62,7 @@ const defaultWidth, defaultHeight = 80, 24
 // what changes only with the screen, the width, the theme or the keys was
 // rendered by refresh in Update.
 func (m *Model) View() tea.View {
-	if m.on == ScreenVerified && !m.remote {
+	if m.on == ScreenVerified && m.lastLine() {
 		return m.result.lastFrame(m)
 	}
 	c := m.cache
@@ -91,6 +91,9 @@ func (m *Model) View() tea.View {
 	secs = append(secs, spacer(), section{prio: prioHelp, fit: &c.help})
 
 	v := tea.NewView(m.layout(secs))
+	if m.embed {
+		return v // the terminal is the parent's
+	}
 	// Locally the alternate screen keeps the shell's screen intact. Over SSH
 	// the UI draws inline: the renderer then keeps cells only for the lines
 	// the view uses, not the whole window, and the outcome stays in the

@@ -166,6 +166,7 @@ type driver struct {
 	t      testing.TB
 	m      *Model
 	quit   bool
+	done   []DoneMsg // what an Embedded model reported
 	timers []firedMsg
 	draw   bool // call View after every Update, as a Program does
 }
@@ -209,6 +210,8 @@ func (d *driver) run(cmd tea.Cmd) {
 		}
 	case tea.QuitMsg:
 		d.quit = true
+	case DoneMsg:
+		d.done = append(d.done, msg)
 	case firedMsg:
 		if _, ok := msg.msg.(spinMsg); ok {
 			break // frames of the spinner: nothing the flow depends on

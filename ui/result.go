@@ -8,10 +8,12 @@ import (
 	"github.com/charmbracelet/x/ansi"
 )
 
-// The result screen: the code was right. Locally the program quits at once
+// The result screen: the code was right. Locally, or when something takes
+// the terminal over after the login (Handoff), the program quits at once
 // and leaves the success line in the terminal; over SSH the screen stays up
 // until a key or a short timer, so the visitor sees it before the session
-// ends.
+// ends. An Embedded login reports DoneMsg at once: what comes next is the
+// parent's.
 
 const resultExplain = "You can close this session now."
 
@@ -29,27 +31,31 @@ type closeMsg struct{ id uint64 }
 
 func (s *resultScreen) enter(m *Model) tea.Cmd {
 	m.banner = banner{}
-	if !m.remote {
-		return tea.Quit // View draws the success line as the final frame
+	if m.lastLine() || m.embed {
+		return m.end() // View draws the success line as the final frame
 	}
 	return m.after(m.ctx, successLinger, closeMsg{id: m.reqID})
 }
+
+// lastLine says whether the program quits at once on success, leaving
+// the success line alone as its last frame.
+func (m *Model) lastLine() bool { return (!m.remote || m.handoff) && !m.embed }
 
 func (s *resultScreen) update(m *Model, msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case tea.KeyPressMsg:
 		if key.Matches(msg, closeKey) {
-			return tea.Quit
+			return m.end()
 		}
 	case closeMsg:
 		if msg.id == m.reqID {
-			return tea.Quit
+			return m.end()
 		}
 	}
 	return nil
 }
 
-// lastFrame is the local program's last frame. It leaves the alternate
+// lastFrame is the last frame of a program that quits on success. It leaves the alternate
 // screen, so the line stays in the terminal after the program ends.
 func (s *resultScreen) lastFrame(m *Model) tea.View {
 	w := m.width

@@ -10,6 +10,10 @@
 // (accessible.go) runs the same flow, with the same rules and texts, as plain
 // lines for screen readers and simple terminals.
 //
+// A parent program can run the login as one of its steps: with
+// Options.Embedded the Model reports DoneMsg instead of quitting and draws
+// in the box the parent gives it (SetSize).
+//
 // The model never blocks: every Service call runs in a tea.Cmd under a
 // deadline and comes back as a message tagged with a request id, so a late
 // answer to a request the person walked away from changes nothing. Nothing
@@ -65,6 +69,21 @@ type Options struct {
 	// quitting at once. The visitor sees the address they typed in full;
 	// the log masks it.
 	Remote bool
+	// Handoff says that something else takes the terminal over when the
+	// login ends, as the next handler after serve.Gate does: the program
+	// quits as soon as the code is accepted, leaving the success line,
+	// instead of showing a Remote success screen that waits for a key.
+	Handoff bool
+	// Embedded makes the Model one step of a parent program instead of
+	// the whole of one: when the login ends it returns a command that
+	// reports DoneMsg instead of quitting the program, and its view sets
+	// no alternate screen and no window title, so that the parent decides
+	// where the login's lines go. The parent gives it its size (SetSize,
+	// or by forwarding tea.WindowSizeMsg), and forwards it every message
+	// it does not handle itself while the login is shown: keys, pastes,
+	// the answer to the background colour query that Init sends, and the
+	// Model's own messages (requests, timers).
+	Embedded bool
 	// RequestTimeout bounds each Request and Verify (default 30s).
 	RequestTimeout time.Duration
 	// Context, if set, is the parent of every request's context and ends
@@ -146,6 +165,7 @@ type Model struct {
 	reqID   uint64 // id of the one request whose answer counts
 	cancel  context.CancelFunc
 	outcome string
+	done    bool // an Embedded login ended and reported DoneMsg
 }
 
 // screen is one step of the flow, kept in a file of its own with its state,
@@ -182,6 +202,8 @@ type config struct {
 	outbox  string // shown to the person; "" when Remote
 	logFile string // named by failures the log explains; "" when Remote
 	remote  bool
+	handoff bool
+	embed   bool
 	timeout time.Duration
 	ctx     context.Context
 	logger  *log.Logger
@@ -194,6 +216,8 @@ func newConfig(opts Options) config {
 		client:  opts.Client,
 		now:     opts.Now,
 		remote:  opts.Remote,
+		handoff: opts.Handoff,
+		embed:   opts.Embedded,
 		timeout: opts.RequestTimeout,
 		ctx:     opts.Context,
 		logger:  opts.Logger,
@@ -261,6 +285,30 @@ func (m *Model) Outcome() string { return m.outcome }
 // Screen is the screen shown now.
 func (m *Model) Screen() Screen { return m.on }
 
+// DoneMsg is what an Embedded Model reports when the login ends, once:
+// the code was accepted, or the person left.
+type DoneMsg struct {
+	// Address is the verified address; "" unless Verified.
+	Address  string
+	Verified bool
+	// Outcome is Model.Outcome's word: "verified", "cancelled" when the
+	// person left with Esc, "interrupted" with Ctrl+C.
+	Outcome string
+}
+
+// SetSize gives the Model the box it draws in, as a tea.WindowSizeMsg
+// does: an Embedded Model's parent gives it the part of the window that it
+// leaves to the login. The view is never wider or taller than the box.
+func (m *Model) SetSize(width, height int) {
+	m.resize(width, height)
+	m.refresh()
+}
+
+func (m *Model) resize(width, height int) {
+	m.width, m.height = max(width, 0), max(height, 0)
+	m.fitInputs()
+}
+
 // Messages. Each answer carries the id of the request it answers.
 type (
 	codeSentMsg struct {
@@ -324,6 +372,11 @@ var quitKey = key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "qui
 
 // Update implements tea.Model.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if m.done {
+		// Nothing more to report; dropping the timers' messages ends
+		// their chains.
+		return m, nil
+	}
 	m.clock = m.now()
 	cmd := m.update(msg)
 	m.refresh()
@@ -333,8 +386,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m *Model) update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
-		m.width, m.height = max(msg.Width, 0), max(msg.Height, 0)
-		m.fitInputs()
+		m.resize(msg.Width, msg.Height)
 		return nil
 	case tea.BackgroundColorMsg:
 		m.setTheme(msg.IsDark())
@@ -386,7 +438,7 @@ func (m *Model) setTheme(isDark bool) {
 	}
 }
 
-// quit ends the program; outcome (cancelled with Esc, interrupted with
+// quit ends the login; outcome (cancelled with Esc, interrupted with
 // Ctrl+C) is what the log and the exit status say, unless the person had
 // already verified.
 func (m *Model) quit(outcome string) tea.Cmd {
@@ -394,7 +446,19 @@ func (m *Model) quit(outcome string) tea.Cmd {
 	if m.on != ScreenVerified {
 		m.outcome = outcome
 	}
-	return tea.Quit
+	return m.end()
+}
+
+// end ends the login: it quits the program, or reports DoneMsg to an
+// Embedded Model's parent.
+func (m *Model) end() tea.Cmd {
+	if !m.embed {
+		return tea.Quit
+	}
+	m.done = true
+	addr, ok := m.Verified()
+	done := DoneMsg{Address: addr, Verified: ok, Outcome: m.outcome}
+	return func() tea.Msg { return done }
 }
 
 // dropRequest cancels the request in flight, if any, and makes sure its
