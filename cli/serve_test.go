@@ -41,7 +41,7 @@ func testServeStopsCleanly(t *testing.T, listen []string) {
 			IO{&stdout, &stderr, env(nil)})
 	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stderr.String(), "listening") || !strings.Contains(stderr.String(), `msg="debug endpoint" addr=127.0.0.1:`) {
+	for !strings.Contains(stderr.String(), "listening") || !strings.Contains(stderr.String(), `msg="debug endpoint" listen=127.0.0.1:`) {
 		if time.Now().After(deadline) {
 			t.Fatalf("serve did not start both listeners; stderr:\n%s", stderr.String())
 		}

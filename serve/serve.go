@@ -50,6 +50,8 @@ import (
 	"github.com/pires/go-proxyproto"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/time/rate"
+
+	"github.com/otplogin/otplogin/internal/lograte"
 )
 
 // Config configures a Server. Zero fields take the defaults named below.
@@ -125,9 +127,13 @@ type Config struct {
 
 	// Logger gets the operator's log (log.Default()). It never gets a code.
 	Logger *log.Logger
+	// Observer is told of sessions, refusals and panics, for metrics; nil
+	// tells nobody.
+	Observer Observer
 	// NewModel makes the model for one session. Required.
 	NewModel func(Session) tea.Model
-	// Now is the clock for the connection rate limits (time.Now).
+	// Now is the clock for the connection rate limits and for how many
+	// refusals a second are logged (time.Now).
 	Now func() time.Time
 }
 
@@ -166,6 +172,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Observer == nil {
+		c.Observer = noObserver{}
 	}
 	switch {
 	case c.NewModel == nil:
@@ -218,13 +227,15 @@ func (m ShutdownMsg) Notice() string {
 // Server is the SSH server. Make one with New and run it with Serve or
 // ListenAndServe; it cannot be restarted.
 type Server struct {
-	cfg     Config
-	log     *log.Logger
-	ssh     *ssh.Server
-	lim     *limiter
-	hostKey gossh.PublicKey
-	reads   *byteBudget // Config.ReadRate
-	input   *byteBudget // Config.InputRate
+	cfg      Config
+	log      *log.Logger
+	obs      Observer
+	refusals *lograte.Limiter // how many refusals of each kind are logged
+	ssh      *ssh.Server
+	lim      *limiter
+	hostKey  gossh.PublicKey
+	reads    *byteBudget // Config.ReadRate
+	input    *byteBudget // Config.InputRate
 
 	served    atomic.Bool
 	addr      atomic.Value  // net.Addr, once serving
@@ -264,6 +275,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
+		obs:       cfg.Observer,
 		lim:       newLimiter(cfg),
 		hostKey:   signer.PublicKey(),
 		reads:     newByteBudget(cfg.ReadRate, time.Now),
@@ -271,6 +283,9 @@ func New(cfg Config) (*Server, error) {
 		stopping:  make(chan struct{}),
 		graceOver: make(chan struct{}),
 	}
+	s.refusals = lograte.New(lograte.Options{Now: cfg.Now}, func(reason string, n int) {
+		s.log.Info("refusals not logged", reasonKey(reason), reason, "suppressed", n)
+	})
 	// With no auth handler the server sets NoClientAuth: the "none" method
 	// that OpenSSH tries first succeeds, so nobody is asked for a password
 	// and no public key is collected.
@@ -339,7 +354,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		}
 	}
 	s.addr.Store(l.Addr())
-	s.log.Info("listening", "addr", l.Addr().String(),
+	s.log.Info("listening", "listen", l.Addr().String(),
 		"host_key", gossh.FingerprintSHA256(s.hostKey))
 	errc := make(chan error, 1)
 	go func() { errc <- s.ssh.Serve(l) }()
@@ -352,6 +367,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	_ = l.Close() // in case ssh.Serve had not registered l yet
 	s.shutdown()
 	<-errc
+	s.refusals.Close()
 	return nil
 }
 
@@ -424,9 +440,7 @@ func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) (admitted net.Conn) {
 	}()
 	if err := s.lim.admitConn(client); err != nil {
 		s.refused.Add(1)
-		// Debug: under a flood, one line per refused connection would let
-		// the attacker fill the log.
-		s.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "reason", err)
+		s.logRefusal(s.log, "connection refused", client, refusalOf(err), prefixOf(err)...)
 		// RFC 4253 lets a server send lines before its version string;
 		// netcat users see it, ssh clients report a closed connection.
 		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -442,8 +456,10 @@ func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) (admitted net.Conn) {
 		maxPreShell: min(s.cfg.MaxPreShellBytes, s.cfg.MaxConnBytes),
 		budget:      s.reads,
 		release:     func() { s.lim.releaseConn(client) },
-		exceeded: func(err error, limit int64) {
-			s.log.Warn("connection closed", "remote", nc.RemoteAddr().String(), "reason", err, "limit", limit)
+		exceeded: func(which string, limit int64) {
+			if s.refusals.Allow(which) {
+				s.log.Warn("connection closed", "remote", nc.RemoteAddr().String(), "client", client, "limit", which, "max_bytes", limit)
+			}
 		},
 	}
 	admitted = c
@@ -503,7 +519,7 @@ func (s *Server) sessionRequest(sess ssh.Session, reqType string) bool {
 	}
 	if n := len(sess.Environ()); n > s.cfg.MaxEnvRequests {
 		s.turned.Add(1)
-		s.connLogger(sess.Context()).Info("session refused", "reason", "env cap", "env", n, "client", connOf(sess.Context()).client)
+		s.logRefusal(s.connLogger(sess.Context()), "session refused", connOf(sess.Context()).client, RefusedEnv, "env", n)
 		_, _ = fmt.Fprintln(sess.Stderr(), lineEnv)
 		return false
 	}
@@ -524,6 +540,12 @@ func (s *Server) endConn(ctx ssh.Context, conn *gossh.ServerConn) {
 	}
 	_ = conn.Close()
 }
+
+// The byte caps a connection can exceed, as the log's limit= names them.
+const (
+	limitConnBytes     = "max_conn_bytes"
+	limitPreShellBytes = "max_pre_shell_bytes"
+)
 
 var (
 	errConnBytes     = errors.New("connection sent more than MaxConnBytes")
@@ -547,18 +569,18 @@ type countedConn struct {
 	maxBytes, maxPreShell int64
 	budget                *byteBudget
 	release               func()
-	exceeded              func(err error, limit int64)
+	exceeded              func(which string, limit int64) // which: limitConnBytes or limitPreShellBytes
 	closeOnce, once       sync.Once
 }
 
 func (c *countedConn) Read(p []byte) (int, error) {
-	limit, err := c.maxBytes, errConnBytes
+	limit, err, which := c.maxBytes, errConnBytes, limitConnBytes
 	if !c.shellStarted.Load() {
-		limit, err = c.maxPreShell, errPreShellBytes
+		limit, err, which = c.maxPreShell, errPreShellBytes, limitPreShellBytes
 	}
 	read := c.read.Load()
 	if read >= limit {
-		c.once.Do(func() { c.exceeded(err, limit) })
+		c.once.Do(func() { c.exceeded(which, limit) })
 		return 0, err
 	}
 	p = p[:min(int64(len(p)), limit-read, int64(c.budget.chunk))]

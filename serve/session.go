@@ -78,7 +78,7 @@ const (
 )
 
 func (r endReason) String() string {
-	return [...]string{"quit", "disconnected", "shutdown", "input limit", "input rate", "time limit", "error", "panic"}[r]
+	return [...]string{"quit", "disconnected", "shutdown", "input_limit", "input_rate", "time_limit", "error", "panic"}[r]
 }
 
 // handleSession runs one SSH session: it checks for a PTY and the session
@@ -102,19 +102,19 @@ func (s *Server) handleSession(sess ssh.Session) {
 		}
 	}()
 
-	turnAway := func(reason, line string) {
+	turnAway := func(reason, line string, kv ...any) {
 		s.turned.Add(1)
-		logger.Info("session refused", "reason", reason, "client", client)
+		s.logRefusal(logger, "session refused", client, reason, kv...)
 		refuse(sess, line)
 	}
 	pty, winch, ok := sess.Pty()
 	if !ok {
-		turnAway("no pty", lineNoPTY)
+		turnAway(RefusedNoPTY, lineNoPTY)
 		return
 	}
 	select {
 	case <-s.stopping:
-		turnAway("shutting down", lineShutdown)
+		turnAway(RefusedShuttingDown, lineShutdown)
 		return
 	default:
 	}
@@ -123,11 +123,12 @@ func (s *Server) handleSession(sess ssh.Session) {
 		if errors.Is(err, errClientSessions) {
 			line = lineClientSessions
 		}
-		turnAway(err.Error(), line)
+		turnAway(refusalOf(err), line, prefixOf(err)...)
 		return
 	}
 	defer s.lim.releaseSession(client)
 	s.sessionsTotal.Add(1)
+	s.obs.SessionStarted()
 	logger.Info("session start", "client", client)
 
 	in := &inputLimit{r: sess, left: s.cfg.MaxInputBytes, free: s.cfg.InputAllowance, budget: s.input}
@@ -250,9 +251,12 @@ func (s *Server) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-cha
 // far (SSH framing included), helps tune MaxConnBytes.
 func (s *Server) logEnd(logger *log.Logger, start time.Time, end endReason, bytesIn int64, final tea.Model, err error) {
 	kv := []any{"duration", time.Since(start).Round(time.Millisecond), "end", end.String(), "bytes_in", bytesIn}
+	outcome := ""
 	if o, ok := final.(Outcomer); ok {
-		kv = append(kv, "outcome", o.Outcome())
+		outcome = o.Outcome()
+		kv = append(kv, "outcome", outcome)
 	}
+	s.obs.SessionEnded(end.String(), outcome)
 	if v, ok := final.(Verifier); ok {
 		if addr, ok := v.Verified(); ok {
 			kv = append(kv, "addr", mask.Address(addr))

@@ -135,7 +135,7 @@ func (s *Server) ServeDebug(ctx context.Context, addr string) error {
 		}
 		return fmt.Errorf("debug address: %w", err)
 	}
-	s.log.Info("debug endpoint", "addr", l.Addr().String()) // the port, when addr asked for any
+	s.log.Info("debug endpoint", "listen", l.Addr().String()) // the port, when addr asked for any
 	hs := &http.Server{Handler: s.DebugHandler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
