@@ -120,6 +120,10 @@ func TestObserverAndRefusalLog(t *testing.T) {
 	ps := openTerm(t, pc, 80, 24, nil)
 	ps.wait(t)
 	rec.waitCount(t, "panicked", 1)
+	rec.waitCount(t, "ended panic ", 1) // every started session is reported ended
+	if rec.count("started") != 2 {
+		t.Errorf("%d sessions started, want 2", rec.count("started"))
+	}
 
 	// The burst is spent: a flood of connections, each refused.
 	const flood = 40

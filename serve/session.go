@@ -129,6 +129,9 @@ func (s *Server) handleSession(sess ssh.Session) {
 	defer s.lim.releaseSession(client)
 	s.sessionsTotal.Add(1)
 	s.obs.SessionStarted()
+	// Every started session is reported ended, a panic included.
+	ended, outcome := endPanic, ""
+	defer func() { s.obs.SessionEnded(ended.String(), outcome) }()
 	logger.Info("session start", "client", client)
 
 	in := &inputLimit{r: sess, left: s.cfg.MaxInputBytes, free: s.cfg.InputAllowance, budget: s.input}
@@ -183,7 +186,8 @@ func (s *Server) handleSession(sess ssh.Session) {
 	case err != nil && end == endQuit:
 		end = endError
 	}
-	s.logEnd(logger, start, end, conn.read.Load(), final, err)
+	outcome = s.logEnd(logger, start, end, conn.read.Load(), final, err)
+	ended = end
 
 	switch end {
 	case endQuit, endDisconnect:
@@ -247,16 +251,15 @@ func (s *Server) watch(ctx ssh.Context, p *tea.Program, size [2]int, winch <-cha
 	}
 }
 
-// logEnd logs the end of a session. bytesIn, what the connection sent so
-// far (SSH framing included), helps tune MaxConnBytes.
-func (s *Server) logEnd(logger *log.Logger, start time.Time, end endReason, bytesIn int64, final tea.Model, err error) {
+// logEnd logs the end of a session and returns the final model's outcome.
+// bytesIn, what the connection sent so far (SSH framing included), helps
+// tune MaxConnBytes.
+func (s *Server) logEnd(logger *log.Logger, start time.Time, end endReason, bytesIn int64, final tea.Model, err error) (outcome string) {
 	kv := []any{"duration", time.Since(start).Round(time.Millisecond), "end", end.String(), "bytes_in", bytesIn}
-	outcome := ""
 	if o, ok := final.(Outcomer); ok {
 		outcome = o.Outcome()
 		kv = append(kv, "outcome", outcome)
 	}
-	s.obs.SessionEnded(end.String(), outcome)
 	if v, ok := final.(Verifier); ok {
 		if addr, ok := v.Verified(); ok {
 			kv = append(kv, "addr", mask.Address(addr))
@@ -265,9 +268,10 @@ func (s *Server) logEnd(logger *log.Logger, start time.Time, end endReason, byte
 	if end == endError {
 		kv = append(kv, "err", err)
 		logger.Error("session end", kv...)
-		return
+		return outcome
 	}
 	logger.Info("session end", kv...)
+	return outcome
 }
 
 // refuse prints one line to the user and ends the session with status 1.
