@@ -61,8 +61,12 @@ type Options struct {
 	// requests and let nothing of the session wait on.
 	Context context.Context
 	// Cache, if set, shares rendered screen parts with the other Models
-	// that use it; a server makes one for all its sessions.
+	// that use it; a server makes one for all its sessions. Models sharing
+	// a Cache must have the same AppName.
 	Cache *Cache
+	// AppName, if set, names the application in every screen's title
+	// ("Acme · Check your email"): the operator's product.
+	AppName string
 	// Logger is the operator's log (nil discards). It gets masked
 	// addresses and error details, never a code.
 	Logger *log.Logger
@@ -126,6 +130,7 @@ type Model struct {
 	client  string
 	now     func() time.Time
 	outbox  string
+	appName string
 	remote  bool
 	timeout time.Duration
 	ctx     context.Context
@@ -187,6 +192,7 @@ func New(opts Options) *Model {
 	if !opts.Remote {
 		m.outbox = safe(opts.DevOutbox)
 	}
+	m.appName = safe(opts.AppName)
 	if m.now == nil {
 		m.now = time.Now
 	}

@@ -216,21 +216,29 @@ func (m *Model) renderCommon(k frameKey) *frameCache {
 	}
 	switch k.state {
 	case stateEmail:
-		c.title = fit(m.st.title.Render("Prove you own an email address"), iw, true)
+		c.title = fit(m.st.title.Render(m.titled("Prove you own an email address")), iw, true)
 		c.explain = fit(m.st.text.Render("Type your address and we will mail you a one-time code."), iw, true)
 	case stateSending:
-		c.title = fit(m.st.title.Render("Sending your code"), iw, true)
+		c.title = fit(m.st.title.Render(m.titled("Sending your code")), iw, true)
 		c.spinner = make([]string, len(spinner.Dot.Frames))
 		for i, f := range spinner.Dot.Frames {
 			c.spinner[i] = m.st.spinner.Render(f)
 		}
 	case stateCode:
-		c.title = fit(m.st.title.Render("Check your email"), iw, true)
+		c.title = fit(m.st.title.Render(m.titled("Check your email")), iw, true)
 	case stateDone:
 		c.explain = fit(m.st.faint.Render("You can close this session now."), iw, true)
 	}
 	c.help = fit(m.helpView(), iw, true)
 	return c
+}
+
+// titled puts the application's name, if any, before a screen's title.
+func (m *Model) titled(title string) string {
+	if m.appName == "" {
+		return title
+	}
+	return m.appName + " · " + title
 }
 
 // inputView is the text input as View draws it; an empty, focused one
