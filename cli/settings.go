@@ -51,6 +51,7 @@ const (
 	cmdServe                         // otplogin serve
 	cmdMailTest                      // otplogin mail-test
 	cmdLoad                          // otplogin load
+	cmdHealth                        // otplogin health
 
 	cmdMail    = cmdLocal | cmdServe | cmdMailTest // everything that sends mail
 	cmdService = cmdLocal | cmdServe               // everything that issues codes
@@ -62,7 +63,7 @@ func (s commands) names() []string {
 	for _, c := range []struct {
 		c    commands
 		name string
-	}{{cmdLocal, "otplogin"}, {cmdServe, "serve"}, {cmdMailTest, "mail-test"}, {cmdLoad, "load"}} {
+	}{{cmdLocal, "otplogin"}, {cmdServe, "serve"}, {cmdMailTest, "mail-test"}, {cmdLoad, "load"}, {cmdHealth, "health"}} {
 		if s&c.c != 0 {
 			out = append(out, c.name)
 		}

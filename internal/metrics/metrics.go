@@ -131,9 +131,10 @@ func New(opts Options) *Metrics {
 	refusals := f.counterVec("otplogin_limit_refusals_total",
 		"Code requests (call=request) and checks (call=verify) refused by an otp limit: resend_cooldown, address, client, failures, busy, global_rate.",
 		"call", "limit")
-	m.limitRefusals = map[string]labelled{}
-	for _, call := range []string{"request", "verify"} {
-		m.limitRefusals[call] = resolve(refusals.MustCurryWith(prometheus.Labels{"call": call}), limitWords...)
+	// A check can only be refused by the failure budget.
+	m.limitRefusals = map[string]labelled{
+		"request": resolve(refusals.MustCurryWith(prometheus.Labels{"call": "request"}), limitWords...),
+		"verify":  resolve(refusals.MustCurryWith(prometheus.Labels{"call": "verify"}), limitWord(otp.LimitFailures)),
 	}
 	mailDuration := f.histogramVec("otplogin_mail_send_duration_seconds",
 		"Time to deliver one code email to the relay, retries included, by result: sent or failed.",
