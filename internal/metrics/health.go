@@ -43,8 +43,14 @@ type relayState struct {
 	probeErr error
 }
 
-// reached records a send's verdict on the relay.
-func (r *relayState) reached(ok bool) { r.down.Store(!ok) }
+// reached records a send's verdict on the relay. It writes only when the
+// verdict changes: every send reads it, and a write would make each of
+// them take the cache line from the others.
+func (r *relayState) reached(ok bool) {
+	if r.down.Load() == ok {
+		r.down.Store(!ok)
+	}
+}
 
 // MailCheck is the readiness of the mail relay: ready while the last send
 // reached it (or none was tried yet), so that a healthy relay is never

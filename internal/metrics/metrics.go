@@ -56,9 +56,10 @@ type Metrics struct {
 	requests      labelled // result
 	verifications labelled // result
 	limitRefusals map[string]labelled
-	mailDuration  map[bool]prometheus.Observer // by whether the relay accepted the message
-	mailFailures  labelled                     // stage
-	storeDuration map[string]prometheus.Observer
+	mailSent      prometheus.Observer // send durations, accepted by the relay
+	mailFailed    prometheus.Observer // and failed
+	mailFailures  labelled            // stage
+	storeDuration storeOps
 
 	relay relayState // for MailCheck
 }
@@ -139,18 +140,17 @@ func New(opts Options) *Metrics {
 	mailDuration := f.histogramVec("otplogin_mail_send_duration_seconds",
 		"Time to deliver one code email to the relay, retries included, by result: sent or failed.",
 		mailBuckets, "result")
-	m.mailDuration = map[bool]prometheus.Observer{
-		true:  mailDuration.WithLabelValues(resultSent),
-		false: mailDuration.WithLabelValues(resultFailed),
-	}
+	m.mailSent, m.mailFailed = mailDuration.WithLabelValues(resultSent), mailDuration.WithLabelValues(resultFailed)
 	m.mailFailures = f.labelled("otplogin_mail_failures_total",
 		"Code emails that failed, by the SMTP stage that failed (a data-end failure may still have been delivered).",
 		"stage", stageWords...)
 	storeDuration := f.histogramVec("otplogin_store_duration_seconds",
 		"Time of one call to the code store, by op: issue, attempt, consume, discard.", storeBuckets, "op")
-	m.storeDuration = map[string]prometheus.Observer{}
-	for _, op := range []string{"issue", "attempt", "consume", "discard"} {
-		m.storeDuration[op] = storeDuration.WithLabelValues(op)
+	m.storeDuration = storeOps{
+		issue:   storeDuration.WithLabelValues("issue"),
+		attempt: storeDuration.WithLabelValues("attempt"),
+		consume: storeDuration.WithLabelValues("consume"),
+		discard: storeDuration.WithLabelValues("discard"),
 	}
 	return m
 }
@@ -162,6 +162,9 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // Close reports the refusals not yet logged and stops the timer behind
 // them, so that nothing outlives the log.
 func (m *Metrics) Close() { m.refusals.Close() }
+
+// storeOps are the store's latency histograms, one per op.
+type storeOps struct{ issue, attempt, consume, discard prometheus.Observer }
 
 // limitWords are the limit label's values, in otp.LimitKind order.
 var limitWords = []string{"resend_cooldown", "address", "client", "failures", "busy", "global_rate"}

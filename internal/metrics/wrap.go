@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/otplogin/otplogin/internal/mask"
 	"github.com/otplogin/otplogin/mail"
 	"github.com/otplogin/otplogin/otp"
@@ -105,27 +107,25 @@ type store struct {
 	m *Metrics
 }
 
-func (s *store) observe(op string, start time.Time) {
-	s.m.storeDuration[op].Observe(time.Since(start).Seconds())
-}
+func observe(h prometheus.Observer, start time.Time) { h.Observe(time.Since(start).Seconds()) }
 
 func (s *store) Issue(ctx context.Context, addr, client string, p otp.Pending, now time.Time, lim otp.Limits) (otp.IssueResult, error) {
-	defer s.observe("issue", time.Now())
+	defer observe(s.m.storeDuration.issue, time.Now())
 	return s.Store.Issue(ctx, addr, client, p, now, lim)
 }
 
 func (s *store) Attempt(ctx context.Context, addr, client string, now time.Time, lim otp.Limits) (otp.Pending, error) {
-	defer s.observe("attempt", time.Now())
+	defer observe(s.m.storeDuration.attempt, time.Now())
 	return s.Store.Attempt(ctx, addr, client, now, lim)
 }
 
 func (s *store) Consume(ctx context.Context, addr, client string, hash []byte) (bool, error) {
-	defer s.observe("consume", time.Now())
+	defer observe(s.m.storeDuration.consume, time.Now())
 	return s.Store.Consume(ctx, addr, client, hash)
 }
 
 func (s *store) Discard(ctx context.Context, addr string, hash []byte) error {
-	defer s.observe("discard", time.Now())
+	defer observe(s.m.storeDuration.discard, time.Now())
 	return s.Store.Discard(ctx, addr, hash)
 }
 
@@ -142,11 +142,12 @@ type sender struct {
 func (s *sender) SendCode(ctx context.Context, to, code string, expiresAt time.Time) error {
 	start := time.Now()
 	err := s.Sender.SendCode(ctx, to, code, expiresAt)
-	s.m.mailDuration[err == nil].Observe(time.Since(start).Seconds())
 	if err == nil {
+		observe(s.m.mailSent, start)
 		s.m.relay.reached(true)
 		return nil
 	}
+	observe(s.m.mailFailed, start)
 	var se *mail.SendError
 	if errors.As(err, &se) {
 		s.m.mailFailures.inc(string(se.Stage))
