@@ -26,9 +26,14 @@
 //     session whose input finds that budget spent is closed instead of made
 //     to wait, since unread input would pile up in the SSH channel's buffer.
 //
+// Every refusal by these limits is logged at info with the client and the
+// limit, a few lines a second per limit (a flood gets one line counting
+// the rest), and told to Config.Observer, which a program can count in its
+// metrics.
+//
 // A panic on any goroutine of one connection ends that connection only; it
-// is logged once and counted in Stats.Panics (for the SSH library's own
-// goroutines, once a program installs Server.LibraryLog).
+// is logged once and counted in Stats.Panics and by the Observer (for the
+// SSH library's own goroutines, once a program installs Server.LibraryLog).
 package serve
 
 import (
@@ -346,6 +351,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if !s.served.CompareAndSwap(false, true) {
 		return errors.New("serve: Serve called twice")
 	}
+	defer s.refusals.Close() // no summary timer outlives Serve
 	if len(s.cfg.TrustedProxies) > 0 {
 		l = &proxyproto.Listener{
 			Listener:          l,
@@ -367,7 +373,6 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	_ = l.Close() // in case ssh.Serve had not registered l yet
 	s.shutdown()
 	<-errc
-	s.refusals.Close()
 	return nil
 }
 
