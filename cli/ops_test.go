@@ -31,7 +31,7 @@ import (
 type inProcessServe struct {
 	sshPort    string
 	metricsURL string // http://127.0.0.1:port, "" without --metrics-addr
-	logs       *lockedBuffer
+	logs       *syncBuffer
 }
 
 var (
@@ -46,7 +46,7 @@ func startServeRun(t *testing.T, environ map[string]string, args ...string) *inP
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancelCause(context.Background())
-	s := &inProcessServe{logs: &lockedBuffer{}}
+	s := &inProcessServe{logs: &syncBuffer{}}
 	codec := make(chan int, 1)
 	go func() {
 		codec <- Run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "logfmt",
