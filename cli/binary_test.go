@@ -31,6 +31,13 @@ func TestBadSettings(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	brokenTemplates := filepath.Join(dir, "templates")
+	if err := os.Mkdir(brokenTemplates, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(brokenTemplates, "code.html"), []byte("<p>{{.Code}</p>\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	const secretHex = "OTPLOGIN_SECRET=0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f"
 	remote := []string{"OTPLOGIN_SMTP_HOST=smtp.example.com", "OTPLOGIN_MAIL_FROM=otp@example.com"}
 	cases := map[*setting][]badValue{
@@ -55,6 +62,9 @@ func TestBadSettings(t *testing.T) {
 		hostKey:                          {{value: garbageKey}},
 		find("OTPLOGIN_TRUSTED_PROXIES"): {{value: "10.0.0.0/8, lb.example"}},
 		find("OTPLOGIN_DEBUG_ADDR"):      {{value: "0.0.0.0:6060"}, {value: ":6060"}},
+		metricsAddr:                      {{value: "127.0.0.1"}},
+		appName:                          {{value: "Acme\nLogin"}, {value: "Acme\x1b[2J"}},
+		templateDir:                      {{value: notADir}, {value: brokenTemplates}},
 		find("OTPLOGIN_MAX_SESSIONS"):    {{value: "0"}, {value: "9223372036854775807"}},
 		find("OTPLOGIN_CONN_RATE"):       {{value: "+Inf"}, {value: "0"}},
 		find("OTPLOGIN_CLIENT_CODES"):    {{value: "200000"}},
@@ -177,6 +187,8 @@ func firstCommand(s commands) []string {
 		return []string{"mail-test"}
 	case s&cmdOutbox != 0:
 		return []string{"outbox", "x@example.com"}
+	case s&cmdHealth != 0:
+		return []string{"health"}
 	}
 	return []string{"load"}
 }

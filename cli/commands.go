@@ -86,6 +86,7 @@ otplogin serve --listen :23234
 		r.newMailTestCommand(),
 		r.newLoadCommand(),
 		r.newOutboxCommand(),
+		r.newHealthCommand(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
@@ -200,6 +201,28 @@ otplogin load --outbox "$outbox" --debug-addr 127.0.0.1:6060 --sessions 1000 --c
 		RunE: r.command(cmdLoad, runLoad),
 	}
 	addFlags(cmd.Flags(), commandFlags, cmdLoad)
+	return cmd
+}
+
+func (r *runner) newHealthCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "health",
+		Short: "Ask a serve on this host whether it is healthy, for container health checks",
+		Long: `Ask the operator endpoint of an otplogin serve on this host (--metrics-addr,
+the same setting serve listens on) whether the server runs (/healthz) or, with
+--ready, whether it can log people in now (/readyz: the code store and the mail
+relay answer). Exit status 0 if it says yes, 1 with one line saying why if not.`,
+		Example: `
+# in a Containerfile, next to OTPLOGIN_METRICS_ADDR=127.0.0.1:23235
+HEALTHCHECK CMD ["otplogin", "health"]
+# by hand
+otplogin health --metrics-addr 127.0.0.1:23235 --ready
+`,
+		Args: noArgs,
+		RunE: r.command(cmdHealth, runHealth),
+	}
+	addFlags(cmd.Flags(), commandFlags, cmdHealth)
+	addFlags(cmd.Flags(), table, cmdHealth)
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/log/v2"
@@ -45,7 +46,7 @@ func localLogin(ctx context.Context, c *Config, stdio IO) (string, error) {
 	}
 	defer closeLog()
 
-	svc, err := openService(ctx, c, m, logger)
+	svc, err := openService(ctx, c, m, logger, nil)
 	if err != nil {
 		return "", err
 	}
@@ -60,10 +61,11 @@ func localLogin(ctx context.Context, c *Config, stdio IO) (string, error) {
 	if m.dev != nil {
 		logger.Warn("DEV MODE: mail is not delivered; it is saved in the outbox", "outbox", m.dev.Outbox())
 	}
-	opts := ui.Options{Service: svc, Client: "local", Logger: logger, RequestTimeout: m.requestTimeout(), LogFile: logPath}
+	opts := ui.Options{Service: svc, Client: "local", Logger: logger, RequestTimeout: m.requestTimeout(), LogFile: logPath, AppName: c.Mail.AppName}
 	if m.dev != nil {
 		opts.DevOutbox = m.dev.Outbox()
 	}
+	start := time.Now()
 	var final outcome
 	if c.Accessible {
 		// Line prompts in the terminal's own cooked mode: Ctrl+C is the
@@ -88,7 +90,12 @@ func localLogin(ctx context.Context, c *Config, stdio IO) (string, error) {
 		}
 	}
 	addr, verified := final.Verified()
-	logger.Info("session ended", "outcome", final.Outcome(), "address", mask.Address(addr))
+	// The keys of serve's line for the end of a session.
+	kv := []any{"client", "local", "duration", time.Since(start).Round(time.Millisecond), "outcome", final.Outcome()}
+	if verified {
+		kv = append(kv, "addr", mask.Address(addr))
+	}
+	logger.Info("session end", kv...)
 	switch {
 	case verified:
 		return addr, nil

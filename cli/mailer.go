@@ -66,6 +66,11 @@ func openMailer(ctx context.Context, c *Config) (*mailer, error) {
 	return m, nil
 }
 
+// logTimeFormat is RFC 3339 with milliseconds and the zone, in every
+// format: a log collector parses it as it is, and lines from hosts in
+// different zones sort together.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
 // newLogger returns an operator logger writing to w in the given format:
 // text, logfmt or json; "" is text on a terminal and logfmt otherwise.
 //
@@ -73,7 +78,7 @@ func openMailer(ctx context.Context, c *Config) (*mailer, error) {
 // does per line: a file or a log collector gets the
 // same fields in logfmt (docs/PERFORMANCE.md, F7).
 func newLogger(w io.Writer, format string, level log.Level, terminal bool) *log.Logger {
-	l := log.NewWithOptions(w, log.Options{ReportTimestamp: true, Level: level})
+	l := log.NewWithOptions(w, log.Options{ReportTimestamp: true, TimeFormat: logTimeFormat, Level: level})
 	if format == "" && !terminal {
 		format = "logfmt"
 	}

@@ -34,7 +34,7 @@ func startServe(t *testing.T, bin string, env []string, args ...string) string {
 			t.Errorf("otplogin serve did not stop cleanly on SIGINT: %v", err)
 		}
 	})
-	listening := regexp.MustCompile(`listening.* addr=(\S+)`)
+	listening := regexp.MustCompile(`listening.* listen=(\S+)`)
 	addrc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)

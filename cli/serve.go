@@ -6,30 +6,37 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/otplogin/otplogin/internal/httpserve"
 	"github.com/otplogin/otplogin/internal/logwriter"
+	"github.com/otplogin/otplogin/internal/metrics"
 	"github.com/otplogin/otplogin/serve"
 	"github.com/otplogin/otplogin/ui"
 )
 
 // runServe serves the login over SSH until ctx is cancelled (SIGINT or
 // SIGTERM), then shuts down gracefully. Everything a setting can get wrong
-// (the outbox, Redis, the host key, the listen address) is opened before
-// the first log line, so that a bad one is the only line on stderr.
+// (the outbox, the templates, Redis, the host key, the listen addresses) is
+// opened before the first log line, so that a bad one is the only line on
+// stderr.
 func runServe(ctx context.Context, c *Config, stdio IO) error {
 	// Sessions log from their Update; a stuck stderr must not freeze them.
 	logOut := logwriter.New(stdio.Stderr, 4096)
 	defer logOut.Close()
 	logger := newLogger(logOut, c.LogFormat, c.LogLevel, isTerminal(stdio.Stderr))
+	mx := metrics.New(metrics.Options{Logger: logger})
+	defer mx.Close() // before the log closes: it may log what it held back
 
 	m, err := openMailer(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	svc, err := openService(ctx, c, m, logger)
+	svc, err := openService(ctx, c, m, logger, mx)
 	if err != nil {
 		return err
 	}
@@ -37,15 +44,18 @@ func runServe(ctx context.Context, c *Config, stdio IO) error {
 
 	cfg := c.Serve
 	cfg.Logger = logger
+	cfg.Observer = mx
+	counted := mx.Service(svc)
 	screens := ui.NewCache() // every session's titles and help, rendered once
 	options := func(sess serve.Session) ui.Options {
 		return ui.Options{
-			Service: svc,
+			Service: counted,
 			Client:  sess.Client,
 			Remote:  true,
 			Logger:  sess.Logger,
 			Context: sess.Context(),
 			Cache:   screens,
+			AppName: c.Mail.AppName,
 
 			RequestTimeout: m.requestTimeout(),
 		}
@@ -73,6 +83,13 @@ func runServe(ctx context.Context, c *Config, stdio IO) error {
 	if err != nil {
 		return listen.fail(err)
 	}
+	var ml net.Listener
+	if c.MetricsAddr != "" {
+		if ml, err = lc.Listen(ctx, "tcp", c.MetricsAddr); err != nil {
+			l.Close()
+			return metricsAddr.fail(err)
+		}
+	}
 
 	if m.dev != nil {
 		logger.Warn("DEV MODE: mail is not delivered; codes are saved in the outbox, which SSH users never see", "outbox", m.dev.Outbox())
@@ -81,18 +98,34 @@ func runServe(ctx context.Context, c *Config, stdio IO) error {
 		logger.Info("codes and limits are shared through Redis")
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // stops the debug endpoint if the server fails to start
+	defer cancel() // stops the endpoints if the server fails to start
+	// Each goroutine below ends within a second of cancel; waiting for
+	// them lets their last log lines come before the log is closed.
+	var helpers sync.WaitGroup
+	defer func() { cancel(); helpers.Wait() }()
+	if ml != nil {
+		checks := []metrics.Check{mx.MailCheck(m.sender.Ping)}
+		if sc, ok := metrics.StoreCheck(svc.rawStore); ok {
+			checks = append(checks, sc)
+		}
+		logger.Info("operator endpoint", "listen", ml.Addr().String(), "paths", "/metrics /healthz /readyz")
+		helpers.Go(func() {
+			if err := httpserve.Serve(ctx, ml, mx.Handler(checks...)); err != nil {
+				logger.Error("operator endpoint stopped", "err", err)
+			}
+		})
+	}
+	helpers.Go(func() {
+		tick := time.NewTicker(metrics.SummaryEvery)
+		defer tick.Stop()
+		mx.Summarize(ctx, tick.C)
+	})
 	if c.DebugAddr != "" {
-		// Wait for the endpoint (it stops within a second of cancel) so that
-		// its last log line comes before the log is closed.
-		debugDone := make(chan struct{})
-		defer func() { cancel(); <-debugDone }()
-		go func() {
-			defer close(debugDone)
+		helpers.Go(func() {
 			if err := srv.ServeDebug(ctx, c.DebugAddr); err != nil {
 				logger.Error("debug endpoint stopped", "err", err)
 			}
-		}()
+		})
 	}
 	return srv.Serve(ctx, l)
 }

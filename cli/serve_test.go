@@ -12,9 +12,9 @@ import (
 	"github.com/otplogin/otplogin/internal/leakcheck"
 )
 
-// TestServeStopsCleanly runs serve with its debug endpoint and stops it
-// once both listen, as SIGTERM would: it exits 143 and leaves no goroutine
-// behind.
+// TestServeStopsCleanly runs serve with its debug and operator endpoints
+// and stops it once all listen, as SIGTERM would: it exits 143 and leaves
+// no goroutine behind.
 // With the dev mail server, listening beyond loopback takes
 // --dev-mail-public.
 func TestServeStopsCleanly(t *testing.T) {
@@ -35,12 +35,13 @@ func testServeStopsCleanly(t *testing.T, listen []string) {
 	var stderr syncBuffer
 	codec := make(chan int, 1)
 	go func() {
-		codec <- Run(ctx, append([]string{"serve", "--debug-addr", "127.0.0.1:0",
+		codec <- Run(ctx, append([]string{"serve", "--debug-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
 			"--outbox", filepath.Join(dir, "outbox"), "--host-key", filepath.Join(dir, "host_key"), "--log-level", "debug"}, listen...),
 			IO{&stdout, &stderr, env(nil)})
 	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stderr.String(), "listening") || !strings.Contains(stderr.String(), `msg="debug endpoint" addr=127.0.0.1:`) {
+	for !strings.Contains(stderr.String(), "listening") || !strings.Contains(stderr.String(), `msg="debug endpoint" listen=127.0.0.1:`) ||
+		!strings.Contains(stderr.String(), `msg="operator endpoint" listen=127.0.0.1:`) {
 		if time.Now().After(deadline) {
 			t.Fatalf("serve did not start both listeners; stderr:\n%s", stderr.String())
 		}

@@ -10,6 +10,7 @@ import (
 	"charm.land/log/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/otplogin/otplogin/internal/metrics"
 	"github.com/otplogin/otplogin/otp"
 	"github.com/otplogin/otplogin/otp/redisstore"
 )
@@ -17,7 +18,8 @@ import (
 // codeService is the otp Service with the store it owns.
 type codeService struct {
 	*otp.Service
-	store io.Closer // nil for the memory store
+	store    io.Closer // nil for the memory store
+	rawStore otp.Store // the store itself, for its readiness
 }
 
 func (c *codeService) Close() error {
@@ -30,8 +32,9 @@ func (c *codeService) Close() error {
 
 // openService builds the code service over the configured store: memory by
 // default, Redis when --redis-url is set (then replicas share the secret
-// the codes are hashed with). It prints nothing.
-func openService(ctx context.Context, c *Config, m *mailer, logger *log.Logger) (*codeService, error) {
+// the codes are hashed with). With mx, the store and the sender are timed
+// and counted. It prints nothing.
+func openService(ctx context.Context, c *Config, m *mailer, logger *log.Logger, mx *metrics.Metrics) (*codeService, error) {
 	cs := &codeService{}
 	var store otp.Store = otp.NewMemoryStore()
 	if c.RedisURL != "" {
@@ -57,11 +60,16 @@ func openService(ctx context.Context, c *Config, m *mailer, logger *log.Logger) 
 		}
 		store, cs.store = rs, rs
 	}
+	cs.rawStore = store
+	var sender otp.Sender = m.sender
+	if mx != nil {
+		store, sender = mx.Store(store), mx.Sender(sender)
+	}
 	// charm log is an slog.Handler, so otp's warnings land in the same log.
 	cfg := c.OTP
 	cfg.Logger = slog.New(logger)
 	var err error
-	if cs.Service, err = otp.New(cfg, store, m.sender); err != nil {
+	if cs.Service, err = otp.New(cfg, store, sender); err != nil {
 		if cs.store != nil {
 			cs.store.Close()
 		}

@@ -52,6 +52,7 @@ const (
 	cmdMailTest                      // otplogin mail-test
 	cmdLoad                          // otplogin load
 	cmdOutbox                        // otplogin outbox
+	cmdHealth                        // otplogin health
 
 	cmdMail    = cmdLocal | cmdServe | cmdMailTest // everything that sends mail
 	cmdService = cmdLocal | cmdServe               // everything that issues codes
@@ -63,7 +64,7 @@ func (s commands) names() []string {
 	for _, c := range []struct {
 		c    commands
 		name string
-	}{{cmdLocal, "otplogin"}, {cmdServe, "serve"}, {cmdMailTest, "mail-test"}, {cmdLoad, "load"}, {cmdOutbox, "outbox"}} {
+	}{{cmdLocal, "otplogin"}, {cmdServe, "serve"}, {cmdMailTest, "mail-test"}, {cmdLoad, "load"}, {cmdOutbox, "outbox"}, {cmdHealth, "health"}} {
 		if s&c.c != 0 {
 			out = append(out, c.name)
 		}

@@ -41,7 +41,8 @@ func TestDefaults(t *testing.T) {
 	if c.Serve.MaxSessions != serve.DefaultMaxSessions || c.Serve.MaxSessionsPerClient != serve.DefaultMaxSessionsPerClient ||
 		c.Serve.ConnRate != serve.DefaultConnRate || c.Serve.Listen != serve.DefaultListen ||
 		c.OTP.TTL != otp.DefaultTTL || c.OTP.Limits.ClientIssues != otp.DefaultLimits().ClientIssues ||
-		c.Mail.Timeout != mail.DefaultTimeout || c.Mail.Subject != mail.DefaultSubject ||
+		c.Mail.Timeout != mail.DefaultTimeout || c.Mail.Subject != "" || c.Mail.AppName != mail.DefaultAppName ||
+		c.MetricsAddr != "" || c.Mail.TemplateDir != "" ||
 		c.LogLevel != log.InfoLevel || c.Mail.Configured() || c.OTP.Key != nil {
 		t.Errorf("defaults: %+v", c)
 	}

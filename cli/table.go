@@ -35,6 +35,8 @@ type Config struct {
 	RedisAllowCleartext bool   // redis:// beyond loopback
 	RedisCAFile         string // extra roots for rediss://
 	DebugAddr           string // loopback address of /stats and /debug/pprof; "": off
+	MetricsAddr         string // address of /metrics, /healthz and /readyz; "": off
+	HealthReady         bool   // health --ready: ask /readyz, not /healthz
 
 	// Accessible asks for line prompts instead of screens.
 	Accessible bool
@@ -112,6 +114,19 @@ var (
 	devMailPublic = def(setting{Flag: "dev-mail-public", Env: "OTPLOGIN_DEV_MAIL_PUBLIC", For: cmdServe,
 		Help: "let serve listen beyond loopback with the dev mail server, whose codes only this host's outbox sees"},
 		boolean(), false, func(c *Config) *bool { return &c.DevMailPublic })
+	metricsAddr = def(setting{Flag: "metrics-addr", Env: "OTPLOGIN_METRICS_ADDR", For: cmdServe | cmdHealth,
+		Help:    "address and port of the operator endpoint: /metrics for Prometheus, /healthz and /readyz for balancers and container health checks (otplogin health asks it); 127.0.0.1:23235 for this host only, :23235 for a Prometheus or balancer elsewhere",
+		More:    "It shows counters and health, never an address or a client, and answers only requests that name it by IP address or `localhost`.",
+		Default: "off"},
+		text(checkHostPort), "", func(c *Config) *string { return &c.MetricsAddr })
+	appName = def(setting{Flag: "app-name", Env: "OTPLOGIN_APP_NAME", For: cmdMail, MailField: "AppName",
+		Help: "name of the application, in the screens' title and the email's subject and body: your product's"},
+		text(nil), mail.DefaultAppName, func(c *Config) *string { return &c.Mail.AppName })
+	templateDir = def(setting{Flag: "template-dir", Env: "OTPLOGIN_TEMPLATE_DIR", For: cmdService, MailField: "TemplateDir",
+		Help:    "folder whose code.txt and code.html replace the code email's templates (either or both), checked at start: they must show {{.Code}} and {{.ValidFor}} or {{.Expires}}",
+		More:    "Start from `mail/templates/`; the templates also see `{{.AppName}}` and `{{.Subject}}`, and code.txt must show the code on a line of its own. The HTML goes through Go's html/template, which escapes what it shows.",
+		Default: "the built-in templates"},
+		text(nil), "", func(c *Config) *string { return &c.Mail.TemplateDir })
 	listen = def(setting{Flag: "listen", Env: "OTPLOGIN_LISTEN", For: cmdServe,
 		Help: "address the SSH server listens on; :23234 accepts connections from other hosts"},
 		text(checkHostPort), serve.DefaultListen, func(c *Config) *string { return &c.Serve.Listen })
@@ -129,9 +144,12 @@ var table = []*setting{
 	def(setting{Flag: "from", Env: "OTPLOGIN_MAIL_FROM", For: cmdMail, MailField: "From",
 		Help: `sender, "Name <addr>" or addr`, Default: "the SMTP user name"},
 		text(nil), "", func(c *Config) *string { return &c.Mail.From }),
+	appName,
 	def(setting{Flag: "subject", Env: "OTPLOGIN_MAIL_SUBJECT", For: cmdMail, MailField: "Subject",
-		Help: "subject of the code email; never the code, since subjects show on lock screens"},
-		text(nil), mail.DefaultSubject, func(c *Config) *string { return &c.Mail.Subject }),
+		Help:    "subject of the code email; never the code, since subjects show on lock screens",
+		Default: "Your otplogin verification code, with --app-name's name"},
+		text(nil), "", func(c *Config) *string { return &c.Mail.Subject }),
+	templateDir,
 	def(setting{Flag: "smtp-helo", Env: "OTPLOGIN_SMTP_HELO", For: cmdMail, MailField: "HeloName",
 		Help: "name to greet the SMTP server with (EHLO)", Default: "the From domain"},
 		text(nil), "", func(c *Config) *string { return &c.Mail.HeloName }),
@@ -198,6 +216,7 @@ var table = []*setting{
 		Help:    "load balancers whose PROXY protocol header (v1 or v2) names the real client: IP addresses or CIDR prefixes, comma-separated",
 		Default: "none"},
 		parsed(parsePrefixes), nil, func(c *Config) *[]netip.Prefix { return &c.Serve.TrustedProxies }),
+	metricsAddr,
 	def(setting{Flag: "debug-addr", Env: "OTPLOGIN_DEBUG_ADDR", For: cmdServe,
 		Help: "loopback address and port for /stats and /debug/pprof, e.g. 127.0.0.1:6060", Default: "off"},
 		text(checkLoopback), "", func(c *Config) *string { return &c.DebugAddr }),
@@ -259,6 +278,10 @@ var commandFlags = []*setting{
 	def(setting{Flag: "json", For: cmdLoad,
 		Help: "print the report as JSON"},
 		boolean(), false, func(c *Config) *bool { return &c.Load.JSON }),
+
+	def(setting{Flag: "ready", For: cmdHealth,
+		Help: "ask /readyz (the store and the mail relay answer) instead of /healthz (the server runs)"},
+		boolean(), false, func(c *Config) *bool { return &c.HealthReady }),
 }
 
 // parseSecret reads OTPLOGIN_SECRET: hex, or any string, of at least 32

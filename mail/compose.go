@@ -4,38 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
-	"embed"
 	"errors"
 	"fmt"
-	htmltemplate "html/template"
 	"io"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net/mail"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/jordan-wright/email"
 )
-
-//go:embed templates/code.txt templates/code.html
-var templateFS embed.FS
-
-// The templates are parsed once; they are constants of the program.
-var (
-	textTemplate = template.Must(template.ParseFS(templateFS, "templates/code.txt"))
-	htmlTemplate = htmltemplate.Must(htmltemplate.ParseFS(templateFS, "templates/code.html"))
-)
-
-// templateData is what the templates see.
-type templateData struct {
-	Subject  string
-	Code     string
-	Expires  string // "14:07 UTC"
-	ValidFor string // "5 minutes"
-}
 
 // message is a composed message and its envelope.
 type message struct {
@@ -67,29 +47,30 @@ func parseRecipient(to string) (string, error) {
 	return a.Address, nil
 }
 
-// composeCode builds the code message.
-func composeCode(from *mail.Address, subject, to, code string, expiresAt, now time.Time) (message, error) {
+// composeCode builds the code message with tpl.
+func composeCode(tpl *templates, from *mail.Address, appName, subject, to, code string, expiresAt, now time.Time) (message, error) {
 	data := templateData{
+		AppName:  appName,
 		Subject:  subject,
 		Code:     code,
 		Expires:  expiresAt.UTC().Format("15:04 MST"),
 		ValidFor: validFor(expiresAt.Sub(now)),
 	}
 	var text, html bytes.Buffer
-	if err := textTemplate.Execute(&text, data); err != nil {
+	if err := tpl.text.Execute(&text, data); err != nil {
 		return message{}, fmt.Errorf("text template: %w", err)
 	}
-	if err := htmlTemplate.Execute(&html, data); err != nil {
+	if err := tpl.html.Execute(&html, data); err != nil {
 		return message{}, fmt.Errorf("html template: %w", err)
 	}
 	return compose(from, to, subject, text.Bytes(), html.Bytes(), now)
 }
 
 // composeTest builds the mail-test message.
-func composeTest(from *mail.Address, to, server string, now time.Time) (message, error) {
-	text := fmt.Sprintf("This is a test message from otplogin mail-test.\r\n\r\n"+
-		"It was sent through %s at %s, so mail delivery works.\r\n", server, now.UTC().Format(time.RFC1123))
-	return compose(from, to, "otplogin test message", []byte(text), nil, now)
+func composeTest(from *mail.Address, appName, to, server string, now time.Time) (message, error) {
+	text := fmt.Sprintf("This is a test message from %s (otplogin mail-test).\r\n\r\n"+
+		"It was sent through %s at %s, so mail delivery works.\r\n", appName, server, now.UTC().Format(time.RFC1123))
+	return compose(from, to, appName+" test message", []byte(text), nil, now)
 }
 
 // compose validates the recipient, then builds the message. from is

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Security says how the connection to the SMTP server is protected.
@@ -31,7 +33,8 @@ const (
 
 // Defaults and bounds.
 const (
-	DefaultSubject = "Your verification code"
+	DefaultAppName = "otplogin"
+	MaxAppName     = 64 // bytes; the name goes into a subject line and a screen title
 	DefaultTimeout = 20 * time.Second
 	MinTimeout     = time.Second
 	MaxTimeout     = 5 * time.Minute
@@ -63,9 +66,21 @@ type Config struct {
 	RootCAs *x509.CertPool
 	// Timeout bounds one whole SendCode, retries included (default 20s).
 	Timeout time.Duration
-	// Subject is the message subject (default "Your verification code").
+	// Subject is the message subject (default DefaultSubject(AppName)).
 	// It must not contain the code: subjects show on lock screens.
 	Subject string
+	// AppName names the application in the subject and body of the code
+	// email (default DefaultAppName): the operator's product.
+	AppName string
+	// TemplateDir, when set, is a folder whose code.txt and code.html
+	// replace the built-in templates of the code email (either or both;
+	// see mail/templates for the built-in ones). New checks them: they
+	// must parse and, rendered with sample data, show the code ({{.Code}})
+	// and when it expires ({{.ValidFor}} or {{.Expires}}), the text with
+	// the code on a line of its own. They also see {{.AppName}} and
+	// {{.Subject}}. The HTML goes through html/template, which escapes
+	// everything it shows.
+	TemplateDir string
 	// Retry bounds retries of temporary failures; zero means DefaultRetry.
 	Retry Retry
 	// MaxIdle is how many authenticated connections are kept for reuse
@@ -201,6 +216,27 @@ func ParseURL(raw string) (Config, error) {
 	return c, nil
 }
 
+// DefaultSubject is the subject of the code email for the application
+// appName when Config.Subject is empty.
+func DefaultSubject(appName string) string {
+	if appName == "" {
+		appName = DefaultAppName
+	}
+	return "Your " + appName + " verification code"
+}
+
+// checkAppName refuses a name that cannot go into a subject line and a
+// terminal's title: control characters, or too long.
+func checkAppName(name string) error {
+	if strings.ContainsFunc(name, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }) {
+		return errors.New("must be printable text, without control characters")
+	}
+	if len(name) > MaxAppName {
+		return fmt.Errorf("must be at most %d bytes, got %d", MaxAppName, len(name))
+	}
+	return nil
+}
+
 // ParseSecurity accepts "starttls", "tls" (alias "smtps") or "none".
 func ParseSecurity(s string) (Security, error) {
 	switch strings.ToLower(s) {
@@ -258,6 +294,9 @@ func (c Config) Validate() error {
 	}
 	if strings.ContainsAny(c.Subject, "\r\n") {
 		return fieldError("Subject", "must be one line")
+	}
+	if err := checkAppName(c.AppName); err != nil {
+		return &FieldError{Field: "AppName", Err: err}
 	}
 	if c.From != "" {
 		if _, err := ParseFrom(c.From); err != nil {

@@ -1,7 +1,8 @@
 // Package mail sends the one-time code by email.
 //
 // A Sender composes the message with github.com/jordan-wright/email (a text
-// and an HTML part from embedded templates, a code-free subject, a
+// and an HTML part from embedded templates or the operator's own, see
+// Config.TemplateDir; a code-free subject naming the application; a
 // Message-ID on the From domain) and delivers it with its own small client on
 // net/smtp: one deadline over the whole send, context cancel, STARTTLS
 // required (or implicit TLS), certificates verified, AUTH PLAIN or LOGIN, a
@@ -59,7 +60,8 @@ type Sender struct {
 	security           Security
 	username, password string
 	from               *mail.Address
-	subject            string
+	appName, subject   string
+	templates          *templates
 	helo               string
 	tls                *tls.Config
 	timeout            time.Duration
@@ -110,19 +112,27 @@ func New(cfg Config) (*Sender, error) {
 	if strings.EqualFold(helo, "localhost") && !isLoopback(cfg.Host) {
 		return nil, fieldError("HeloName", "the From domain is localhost, which real relays reject; set a name")
 	}
+	tpl := builtinTemplates
+	if cfg.TemplateDir != "" {
+		if tpl, err = loadTemplates(cfg.TemplateDir); err != nil {
+			return nil, &FieldError{Field: "TemplateDir", Err: err}
+		}
+	}
 	retry := cfg.Retry
 	if retry.Attempts < 1 {
 		retry = DefaultRetry
 	}
 	s := &Sender{
-		addr:     cfg.Addr(),
-		host:     cfg.Host,
-		security: cfg.security(),
-		username: cfg.Username,
-		password: stripAppPassword(cfg.Password),
-		from:     fa,
-		subject:  cfg.Subject,
-		helo:     helo,
+		addr:      cfg.Addr(),
+		host:      cfg.Host,
+		security:  cfg.security(),
+		username:  cfg.Username,
+		password:  stripAppPassword(cfg.Password),
+		from:      fa,
+		appName:   cfg.AppName,
+		subject:   cfg.Subject,
+		templates: tpl,
+		helo:      helo,
 		tls: &tls.Config{
 			ServerName: cfg.Host,
 			RootCAs:    roots, // nil: the system roots
@@ -138,8 +148,11 @@ func New(cfg Config) (*Sender, error) {
 	if s.pool.timeout == 0 {
 		s.pool.timeout = DefaultIdleTimeout
 	}
+	if s.appName == "" {
+		s.appName = DefaultAppName
+	}
 	if s.subject == "" {
-		s.subject = DefaultSubject
+		s.subject = DefaultSubject(s.appName)
 	}
 	if s.timeout == 0 {
 		s.timeout = DefaultTimeout
@@ -154,7 +167,7 @@ func (s *Sender) From() string { return s.from.String() }
 // expiresAt. It implements otp.Sender. A failure is a *SendError.
 func (s *Sender) SendCode(ctx context.Context, to, code string, expiresAt time.Time) error {
 	now := time.Now()
-	m, err := composeCode(s.from, s.subject, to, code, expiresAt, now)
+	m, err := composeCode(s.templates, s.from, s.appName, s.subject, to, code, expiresAt, now)
 	if err != nil {
 		return &SendError{Stage: StageCompose, Err: err, to: to}
 	}
@@ -165,7 +178,7 @@ func (s *Sender) SendCode(ctx context.Context, to, code string, expiresAt time.T
 // configuration. The error, a *SendError, gives the stage and the server's
 // reply for the operator (otplogin mail-test).
 func (s *Sender) Test(ctx context.Context, to string) error {
-	m, err := composeTest(s.from, to, s.addr, time.Now())
+	m, err := composeTest(s.from, s.appName, to, s.addr, time.Now())
 	if err != nil {
 		return &SendError{Stage: StageCompose, Err: err, to: to}
 	}
@@ -220,6 +233,30 @@ func (s *Sender) attempt(ctx context.Context, m message, pooled bool) error {
 	sess.sent++
 	// A session goes back to the pool only if the cancel did not fire: that
 	// would have left a deadline in the past on it.
+	if !stop() || !s.pool.put(sess) {
+		_ = sess.nc.SetDeadline(time.Now().Add(quitTimeout))
+		sess.quit()
+	}
+	return nil
+}
+
+// Ping checks that a message could be sent now, without sending one: an
+// idle connection kept for reuse answers RSET, or a new one is greeted,
+// secured and authenticated, within Timeout. It is cheap enough for a
+// readiness probe to call after a failed send, to learn when the relay is
+// back; a probe that ran it all the time would keep a connection busy. A
+// failure is a *SendError naming the stage.
+func (s *Sender) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	sess, stop, err := s.open(ctx, true)
+	if err != nil {
+		var se *stageError
+		if !errors.As(err, &se) {
+			se = &stageError{StageConnect, err}
+		}
+		return &SendError{Stage: se.stage, Attempts: 1, Code: replyCode(se.err), Err: withCause(ctx, se.err)}
+	}
 	if !stop() || !s.pool.put(sess) {
 		_ = sess.nc.SetDeadline(time.Now().Add(quitTimeout))
 		sess.quit()

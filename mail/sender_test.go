@@ -163,8 +163,8 @@ func checkMessage(t *testing.T, raw []byte) {
 		t.Fatal(err)
 	}
 	h := msg.Header
-	if got := h.Get("Subject"); got != mail.DefaultSubject {
-		t.Errorf("Subject = %q, want %q (never the code)", got, mail.DefaultSubject)
+	if got := h.Get("Subject"); got != mail.DefaultSubject("") {
+		t.Errorf("Subject = %q, want %q (never the code)", got, mail.DefaultSubject(""))
 	}
 	if from, err := h.AddressList("From"); err != nil || len(from) != 1 || from[0].Name != "Verify Bot" || from[0].Address != "otp@example.org" {
 		t.Errorf("From = %v, %v", from, err)

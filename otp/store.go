@@ -60,6 +60,11 @@ type IssueResult struct {
 // Stores return the package's typed errors (ErrNoCode, ErrExpired,
 // ErrTooManyAttempts, *LimitError) for rule outcomes and wrap anything else
 // (a lost connection) so that errors.Is(err, ErrUnavailable) holds.
+//
+// A Store outside the process may also have a method Ping(ctx
+// context.Context) error: a cheap check that it answers, for a server's
+// readiness probe (the Redis store has one; the memory store is always
+// ready and has none).
 type Store interface {
 	// Issue applies the issue-time rules for addr and client at now, in
 	// order, stopping at the first that refuses:

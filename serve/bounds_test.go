@@ -87,7 +87,7 @@ func TestPreShellByteCap(t *testing.T) {
 			t.Errorf("the connection sent %d bytes of environment before its shell, want at most 64 KiB", sent)
 		}
 		ts.waitStats(t, "connection closed", func(s Stats) bool { return s.Conns == 0 })
-		waitFor(t, ts.logs, "before its shell")
+		waitFor(t, ts.logs, "limit=max_pre_shell_bytes")
 	})
 	t.Run("after the shell", func(t *testing.T) {
 		c := dial(t, ts.addr)
@@ -204,7 +204,7 @@ func TestInputRateShared(t *testing.T) {
 	if got := ts.Stats().InputRateEnds; got != 2 {
 		t.Errorf("InputRateEnds = %d, want 2", got)
 	}
-	waitFor(t, ts.logs, `end="input rate"`)
+	waitFor(t, ts.logs, `end=input_rate`)
 }
 
 func TestByteBudget(t *testing.T) {

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"errors"
+	"github.com/otplogin/otplogin/internal/lograte"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -151,6 +152,11 @@ type sessionGate struct {
 	closed   bool
 	handlers sync.WaitGroup
 
+	// obs is told what happens (metrics); refusals bounds how many refused
+	// sessions are logged each second.
+	obs      Observer
+	refusals *lograte.Limiter
+
 	sessionsTotal atomic.Int64
 	turned        atomic.Int64
 	panics        atomic.Int64
@@ -173,6 +179,10 @@ func newSessionGate(cfg GateConfig, lim *limiter, noun string) *sessionGate {
 		lim:   lim,
 		input: newByteBudget(cfg.InputRate, time.Now),
 		noun:  noun,
+		obs:   noObserver{},
+		refusals: lograte.New(lograte.Options{}, func(reason string, n int) {
+			cfg.Logger.Info("refusals not logged", reasonKey(reason), reason, "suppressed", n)
+		}),
 	}
 }
 

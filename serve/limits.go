@@ -2,14 +2,14 @@ package serve
 
 import (
 	"errors"
-	"fmt"
-	"github.com/otplogin/otplogin/otp"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/otplogin/otplogin/otp"
 )
 
 // Reasons a connection or session is refused. The user sees a fixed line
@@ -113,7 +113,26 @@ func limitErr(err error, level int, key string) error {
 	if level == 0 {
 		return err
 	}
-	return fmt.Errorf("%w: prefix %s", err, key)
+	return &prefixError{err: err, prefix: key}
+}
+
+// prefixError is a refusal by the cap of an IPv6 prefix around the client.
+type prefixError struct {
+	err    error
+	prefix string
+}
+
+func (e *prefixError) Error() string { return e.err.Error() + ": prefix " + e.prefix }
+func (e *prefixError) Unwrap() error { return e.err }
+
+// prefixOf is the log's prefix= for a refusal by a prefix's cap, else
+// nothing.
+func prefixOf(err error) []any {
+	var pe *prefixError
+	if errors.As(err, &pe) {
+		return []any{"prefix", pe.prefix}
+	}
+	return nil
 }
 
 // admitConn charges one connection attempt to client and its prefixes and

@@ -282,7 +282,7 @@ func TestDebugHostCheck(t *testing.T) {
 type addrLineWriter chan<- string
 
 func (c addrLineWriter) Write(p []byte) (int, error) {
-	if m := regexp.MustCompile(`debug endpoint addr=(\S+)`).FindSubmatch(p); m != nil {
+	if m := regexp.MustCompile(`debug endpoint listen=(\S+)`).FindSubmatch(p); m != nil {
 		select {
 		case c <- string(m[1]):
 		default:

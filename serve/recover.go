@@ -27,6 +27,7 @@ import (
 // with what the user typed.
 func (s *sessionGate) logPanic(logger *log.Logger, where string, value any, stack []byte) {
 	s.panics.Add(1)
+	s.obs.Panicked()
 	kv := []any{"where", where, "panic", maskAddresses(fmt.Sprint(value))}
 	if len(stack) > 0 {
 		kv = append(kv, "stack", string(stack))
@@ -81,6 +82,7 @@ func (h libraryLog) Enabled(ctx context.Context, level slog.Level) bool {
 func (h libraryLog) Handle(ctx context.Context, r slog.Record) error {
 	if strings.HasPrefix(r.Message, libraryPanicPrefix) {
 		h.s.panics.Add(1)
+		h.s.obs.Panicked()
 	}
 	if !h.next.Enabled(ctx, r.Level) {
 		return nil

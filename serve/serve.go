@@ -26,9 +26,14 @@
 //     session whose input finds that budget spent is closed instead of made
 //     to wait, since unread input would pile up in the SSH channel's buffer.
 //
+// Every refusal by these limits is logged at info with the client and the
+// limit, a few lines a second per limit (a flood gets one line counting
+// the rest), and told to Config.Observer, which a program can count in its
+// metrics.
+//
 // A panic on any goroutine of one connection ends that connection only; it
-// is logged once and counted in Stats.Panics (for the SSH library's own
-// goroutines, once a program installs Server.LibraryLog).
+// is logged once and counted in Stats.Panics and by the Observer (for the
+// SSH library's own goroutines, once a program installs Server.LibraryLog).
 //
 // The session-level part (the login program, the PTY check, the session
 // caps, the input bounds, the time limit, the exit statuses) is Gate, a
@@ -56,6 +61,8 @@ import (
 	"github.com/pires/go-proxyproto"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/time/rate"
+
+	"github.com/otplogin/otplogin/internal/lograte"
 )
 
 // Config configures a Server. Zero fields take the defaults named below.
@@ -131,6 +138,9 @@ type Config struct {
 
 	// Logger gets the operator's log (log.Default()). It never gets a code.
 	Logger *log.Logger
+	// Observer is told of sessions, refusals and panics, for metrics; nil
+	// tells nobody.
+	Observer Observer
 	// NewModel makes the model for one session. Required.
 	NewModel func(Session) tea.Model
 	// RunLines, when set, serves a session whose client asked for plain
@@ -140,7 +150,8 @@ type Config struct {
 	// until the login ends or the session's context does. Its result is
 	// read like a final model (Outcomer, Verifier).
 	RunLines func(s Session, in io.Reader, out io.Writer) any
-	// Now is the clock for the connection rate limits (time.Now).
+	// Now is the clock for the connection rate limits and for how many
+	// refusals a second are logged (time.Now).
 	Now func() time.Time
 }
 
@@ -179,6 +190,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Observer == nil {
+		c.Observer = noObserver{}
 	}
 	switch {
 	case c.NewModel == nil:
@@ -243,8 +257,8 @@ func (m ShutdownMsg) Notice() string {
 // ListenAndServe; it cannot be restarted.
 type Server struct {
 	// The session handling: Gate's, in front of endSession. The limiter,
-	// the logger, the input budget, the shutdown signals and the session
-	// counters are its fields.
+	// the logger, the observer, the refusal log, the input budget, the
+	// shutdown signals and the session counters are its fields.
 	*sessionGate
 	cfg     Config
 	ssh     *ssh.Server
@@ -286,6 +300,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.stopping = make(chan struct{})
 	s.graceOver = make(chan struct{})
+	s.obs = cfg.Observer
+	s.refusals = lograte.New(lograte.Options{Now: cfg.Now}, func(reason string, n int) {
+		s.log.Info("refusals not logged", reasonKey(reason), reason, "suppressed", n)
+	})
 	// With no auth handler the server sets NoClientAuth: the "none" method
 	// that OpenSSH tries first succeeds, so nobody is asked for a password
 	// and no public key is collected.
@@ -346,6 +364,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if !s.served.CompareAndSwap(false, true) {
 		return errors.New("serve: Serve called twice")
 	}
+	defer s.refusals.Close() // no summary timer outlives Serve
 	if len(s.cfg.TrustedProxies) > 0 {
 		l = &proxyproto.Listener{
 			Listener:          l,
@@ -354,7 +373,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		}
 	}
 	s.addr.Store(l.Addr())
-	s.log.Info("listening", "addr", l.Addr().String(),
+	s.log.Info("listening", "listen", l.Addr().String(),
 		"host_key", gossh.FingerprintSHA256(s.hostKey))
 	errc := make(chan error, 1)
 	go func() { errc <- s.ssh.Serve(l) }()
@@ -439,9 +458,7 @@ func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) (admitted net.Conn) {
 	}()
 	if err := s.lim.admitConn(client); err != nil {
 		s.refused.Add(1)
-		// Debug: under a flood, one line per refused connection would let
-		// the attacker fill the log.
-		s.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "reason", err)
+		s.logRefusal(s.log, "connection refused", client, refusalOf(err), prefixOf(err)...)
 		// RFC 4253 lets a server send lines before its version string;
 		// netcat users see it, ssh clients report a closed connection.
 		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -457,8 +474,10 @@ func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) (admitted net.Conn) {
 		maxPreShell: min(s.cfg.MaxPreShellBytes, s.cfg.MaxConnBytes),
 		budget:      s.reads,
 		release:     func() { s.lim.releaseConn(client) },
-		exceeded: func(err error, limit int64) {
-			s.log.Warn("connection closed", "remote", nc.RemoteAddr().String(), "reason", err, "limit", limit)
+		exceeded: func(which string, limit int64) {
+			if s.refusals.Allow(which) {
+				s.log.Warn("connection closed", "remote", nc.RemoteAddr().String(), "client", client, "limit", which, "max_bytes", limit)
+			}
 		},
 	}
 	admitted = c
@@ -518,7 +537,7 @@ func (s *Server) sessionRequest(sess ssh.Session, reqType string) bool {
 	}
 	if n := len(sess.Environ()); n > s.cfg.MaxEnvRequests {
 		s.turned.Add(1)
-		s.connLogger(sess.Context()).Info("session refused", "reason", "env cap", "env", n, "client", connOf(sess.Context()).client)
+		s.logRefusal(s.connLogger(sess.Context()), "session refused", connOf(sess.Context()).client, RefusedEnv, "env", n)
 		_, _ = fmt.Fprintln(sess.Stderr(), lineEnv)
 		return false
 	}
@@ -539,6 +558,12 @@ func (s *Server) endConn(ctx ssh.Context, conn *gossh.ServerConn) {
 	}
 	_ = conn.Close()
 }
+
+// The byte caps a connection can exceed, as the log's limit= names them.
+const (
+	limitConnBytes     = "max_conn_bytes"
+	limitPreShellBytes = "max_pre_shell_bytes"
+)
 
 var (
 	errConnBytes     = errors.New("connection sent more than MaxConnBytes")
@@ -562,18 +587,18 @@ type countedConn struct {
 	maxBytes, maxPreShell int64
 	budget                *byteBudget
 	release               func()
-	exceeded              func(err error, limit int64)
+	exceeded              func(which string, limit int64) // which: limitConnBytes or limitPreShellBytes
 	closeOnce, once       sync.Once
 }
 
 func (c *countedConn) Read(p []byte) (int, error) {
-	limit, err := c.maxBytes, errConnBytes
+	limit, err, which := c.maxBytes, errConnBytes, limitConnBytes
 	if !c.shellStarted.Load() {
-		limit, err = c.maxPreShell, errPreShellBytes
+		limit, err, which = c.maxPreShell, errPreShellBytes, limitPreShellBytes
 	}
 	read := c.read.Load()
 	if read >= limit {
-		c.once.Do(func() { c.exceeded(err, limit) })
+		c.once.Do(func() { c.exceeded(which, limit) })
 		return 0, err
 	}
 	p = p[:min(int64(len(p)), limit-read, int64(c.budget.chunk))]

@@ -232,7 +232,7 @@ func TestTimeLimit(t *testing.T) {
 	if !strings.Contains(sess.out.String(), lineTimeLimit) {
 		t.Errorf("output lacks %q", lineTimeLimit)
 	}
-	waitFor(t, ts.logs, `end="time limit"`)
+	waitFor(t, ts.logs, `end=time_limit`)
 }
 
 func TestInputLimit(t *testing.T) {
@@ -246,7 +246,7 @@ func TestInputLimit(t *testing.T) {
 	if !strings.Contains(sess.out.String(), lineInput) {
 		t.Errorf("output lacks %q", lineInput)
 	}
-	waitFor(t, ts.logs, `end="input limit"`)
+	waitFor(t, ts.logs, `end=input_limit`)
 }
 
 func TestConnectionByteLimit(t *testing.T) {
@@ -258,7 +258,7 @@ func TestConnectionByteLimit(t *testing.T) {
 	for i := range 100_000 {
 		if err := sess.WindowChange(10+i%2, 30); err != nil {
 			ts.waitStats(t, "connection closed", func(s Stats) bool { return s.Conns == 0 })
-			waitFor(t, ts.logs, "more than MaxConnBytes")
+			waitFor(t, ts.logs, "limit=max_conn_bytes")
 			return
 		}
 	}

@@ -81,7 +81,7 @@ const (
 )
 
 func (r endReason) String() string {
-	return [...]string{"quit", "disconnected", "shutdown", "input limit", "input rate", "time limit", "error", "panic"}[r]
+	return [...]string{"quit", "disconnected", "shutdown", "input_limit", "input_rate", "time_limit", "error", "panic"}[r]
 }
 
 // handle is the gate's handler: it runs the login and passes a session
@@ -116,14 +116,14 @@ func (s *sessionGate) handleSession(sess ssh.Session) (passed *passedSession) {
 		}
 	}()
 
-	turnAway := func(reason, line string) {
+	turnAway := func(reason, line string, kv ...any) {
 		s.turned.Add(1)
-		logger.Info(s.noun+" refused", "reason", reason, "client", client)
+		s.logRefusal(logger, s.noun+" refused", client, reason, kv...)
 		refuse(sess, line)
 	}
 	pty, winch, ok := sess.Pty()
 	if !ok {
-		turnAway("no pty", lineNoPTY)
+		turnAway(RefusedNoPTY, lineNoPTY)
 		return nil
 	}
 	if !sess.EmulatedPty() {
@@ -136,7 +136,7 @@ func (s *sessionGate) handleSession(sess ssh.Session) (passed *passedSession) {
 	}
 	select {
 	case <-s.stopping:
-		turnAway("shutting down", lineShutdown)
+		turnAway(RefusedShuttingDown, lineShutdown)
 		return nil
 	default:
 	}
@@ -145,11 +145,15 @@ func (s *sessionGate) handleSession(sess ssh.Session) (passed *passedSession) {
 		if errors.Is(err, errClientSessions) {
 			line = lineClientSessions
 		}
-		turnAway(err.Error(), line)
+		turnAway(refusalOf(err), line, prefixOf(err)...)
 		return nil
 	}
 	defer s.lim.releaseSession(client)
 	s.sessionsTotal.Add(1)
+	s.obs.SessionStarted()
+	// Every started session is reported ended, a panic included.
+	ended, outcome := endPanic, ""
+	defer func() { s.obs.SessionEnded(ended.String(), outcome) }()
 	logger.Info(s.noun+" start", "client", client)
 
 	// The login's context ends with the login, so that nothing it started
@@ -217,7 +221,8 @@ func (s *sessionGate) handleSession(sess ssh.Session) (passed *passedSession) {
 	case err != nil && end == endQuit:
 		end = endError
 	}
-	s.logEnd(logger, start, end, conn, final, err)
+	outcome = s.logEnd(logger, start, end, conn, final, err)
+	ended = end
 
 	if end == endQuit {
 		if passed = s.pass(sess, final, hand, term); passed != nil {
@@ -402,16 +407,17 @@ func (s *sessionGate) watch(ctx ssh.Context, p *tea.Program, size [2]int, term *
 	}
 }
 
-// logEnd logs the end of a login. For a Server's session, bytes_in, what
-// the connection sent so far (SSH framing included), helps tune
-// MaxConnBytes.
-func (s *sessionGate) logEnd(logger *log.Logger, start time.Time, end endReason, conn *countedConn, final any, err error) {
+// logEnd logs the end of a login and returns the final model's outcome.
+// For a Server's session, bytes_in, what the connection sent so far (SSH
+// framing included), helps tune MaxConnBytes.
+func (s *sessionGate) logEnd(logger *log.Logger, start time.Time, end endReason, conn *countedConn, final any, err error) (outcome string) {
 	kv := []any{"duration", time.Since(start).Round(time.Millisecond), "end", end.String()}
 	if conn != nil {
 		kv = append(kv, "bytes_in", conn.read.Load())
 	}
 	if o, ok := final.(Outcomer); ok {
-		kv = append(kv, "outcome", o.Outcome())
+		outcome = o.Outcome()
+		kv = append(kv, "outcome", outcome)
 	}
 	if v, ok := final.(Verifier); ok {
 		if addr, ok := v.Verified(); ok {
@@ -421,9 +427,10 @@ func (s *sessionGate) logEnd(logger *log.Logger, start time.Time, end endReason,
 	if end == endError {
 		kv = append(kv, "err", err)
 		logger.Error(s.noun+" end", kv...)
-		return
+		return outcome
 	}
 	logger.Info(s.noun+" end", kv...)
+	return outcome
 }
 
 // refuse prints one line to the user and ends the session with status 1.

@@ -4,18 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
-	"time"
 
+	"github.com/otplogin/otplogin/internal/httpserve"
 	"github.com/otplogin/otplogin/internal/proccpu"
 )
 
@@ -94,26 +91,12 @@ func (s *Server) DebugHandler() http.Handler {
 // a loopback IP address, with or without a port.
 func loopbackHostOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isLoopbackHost(r.Host) {
+		if !httpserve.HostIsLoopback(r.Host) {
 			http.Error(w, "forbidden: the debug endpoint answers only to a loopback host name", http.StatusForbidden)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func isLoopbackHost(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		host = host[1 : len(host)-1] // "[::1]" without a port
-	}
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
 }
 
 // ServeDebug serves DebugHandler on addr until ctx is cancelled. addr must be
@@ -135,22 +118,9 @@ func (s *Server) ServeDebug(ctx context.Context, addr string) error {
 		}
 		return fmt.Errorf("debug address: %w", err)
 	}
-	s.log.Info("debug endpoint", "addr", l.Addr().String()) // the port, when addr asked for any
-	hs := &http.Server{Handler: s.DebugHandler(), ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("debug server: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		_ = hs.Close()
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("debug server: %w", err)
+	s.log.Info("debug endpoint", "listen", l.Addr().String()) // the port, when addr asked for any
+	if err := httpserve.Serve(ctx, l, s.DebugHandler()); err != nil {
+		return fmt.Errorf("debug endpoint: %w", err)
 	}
 	return nil
 }

@@ -278,7 +278,7 @@ func (s *codeScreen) keys(m *Model) helpKeys {
 }
 
 func (s *codeScreen) common(c *frameCache, st *styles, iw int) {
-	c.title = fit(st.title.Render(codeTitle), iw, true)
+	c.title = fit(st.title.Render(c.titled(codeTitle)), iw, true)
 }
 
 func (s *codeScreen) namesAddress() bool { return true }

@@ -215,7 +215,7 @@ func addressProblem(err error) string {
 func (s *emailScreen) keys(*Model) helpKeys { return helpKeys{&sendKey, &leaveKey} }
 
 func (s *emailScreen) common(c *frameCache, st *styles, iw int) {
-	c.title = fit(st.title.Render(emailTitle), iw, true)
+	c.title = fit(st.title.Render(c.titled(emailTitle)), iw, true)
 	c.explain = fit(st.text.Render(emailExplain), iw, true)
 }
 

@@ -163,6 +163,7 @@ func oneLine(text string, iw int) string {
 // sessions can share one through a Cache. Screens fill the parts they use.
 type frameCache struct {
 	key            frameKey
+	brand          string   // the application name titles start with
 	dev, help      fitted   // the frame's
 	title, explain fitted   // the screen's heading
 	frames         []string // the sending screen's spinner, styled
@@ -172,6 +173,15 @@ type frameCache struct {
 }
 
 // frameKey is everything the parts in a frameCache depend on.
+// titled is a screen's title with the operator's application name, if
+// any, before it.
+func (c *frameCache) titled(title string) string {
+	if c.brand == "" {
+		return title
+	}
+	return c.brand + " · " + title
+}
+
 type frameKey struct {
 	on      Screen
 	st      *styles
@@ -230,6 +240,7 @@ func (m *Model) renderCommon(s screen, k frameKey) *frameCache {
 	if m.outbox != "" {
 		c.dev = fit(k.st.dev.Render(devModeText(m.outbox)), k.iw, true)
 	}
+	c.brand = m.appName
 	s.common(c, k.st, k.iw)
 	c.help = fit(helpView(k), k.iw, true)
 	return c

@@ -56,7 +56,7 @@ func (s *sendingScreen) update(m *Model, msg tea.Msg) tea.Cmd {
 func (s *sendingScreen) keys(*Model) helpKeys { return helpKeys{&cancelKey} }
 
 func (s *sendingScreen) common(c *frameCache, st *styles, iw int) {
-	c.title = fit(st.title.Render(sendingTitle), iw, true)
+	c.title = fit(st.title.Render(c.titled(sendingTitle)), iw, true)
 	c.frames = make([]string, len(spinner.Dot.Frames))
 	for i, f := range spinner.Dot.Frames {
 		c.frames[i] = st.spinner.Render(f)

@@ -91,8 +91,12 @@ type Options struct {
 	// requests and let nothing of the session wait on.
 	Context context.Context
 	// Cache, if set, shares rendered screen parts with the other Models
-	// that use it; a server makes one for all its sessions.
+	// that use it; a server makes one for all its sessions. Models sharing
+	// a Cache must have the same AppName.
 	Cache *Cache
+	// AppName, if set, names the application in every screen's title
+	// ("Acme · Check your email"): the operator's product.
+	AppName string
 	// Logger is the operator's log (nil discards). It gets masked
 	// addresses and error details, never a code.
 	Logger *log.Logger
@@ -201,6 +205,7 @@ type config struct {
 	now     func() time.Time
 	outbox  string // shown to the person; "" when Remote
 	logFile string // named by failures the log explains; "" when Remote
+	appName string // before every screen's title; "" for none
 	remote  bool
 	handoff bool
 	embed   bool
@@ -218,6 +223,7 @@ func newConfig(opts Options) config {
 		remote:  opts.Remote,
 		handoff: opts.Handoff,
 		embed:   opts.Embedded,
+		appName: safe(opts.AppName),
 		timeout: opts.RequestTimeout,
 		ctx:     opts.Context,
 		logger:  opts.Logger,
@@ -539,7 +545,13 @@ func (m *Model) requestFailed(err error) tea.Cmd {
 	v := requestFailure(err, m.clock, m.logFile)
 	m.outcome = v.outcome
 	m.banner = banner{toneFailure, v.text}
-	m.logWarn("code request failed", err)
+	if le := (*otp.LimitError)(nil); errors.As(err, &le) {
+		// A refusal is the limits working, and a flood of them must not
+		// flood the log: serve logs them at info, a few a second.
+		m.logger.Debug("code request refused", "addr", mask.Address(m.address), "client", m.client, "limit", le.Kind.String())
+	} else {
+		m.logWarn("code request failed", err)
+	}
 	if v.next == nextAddress {
 		return m.show(ScreenEmail)
 	}

@@ -205,7 +205,7 @@ func (s *Server) SenderConfig() mail.Config { return s.Apply(mail.Config{}) }
 
 // Apply returns c pointed at this server: the server part (host, port,
 // credentials, security, roots) is replaced and the message settings (From,
-// Subject, HeloName, Timeout, Retry, reuse) are kept; an empty From gets the
+// Subject, AppName, TemplateDir, HeloName, Timeout, Retry, reuse) are kept; an empty From gets the
 // placeholder.
 func (s *Server) Apply(c mail.Config) mail.Config {
 	a := s.run.Addr()

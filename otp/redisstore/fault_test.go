@@ -321,3 +321,35 @@ func TestNoEffectAfterTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestPing: Ping answers while Redis does, fails with ErrUnavailable within
+// the store timeout while it is frozen or gone, and answers again when it is
+// back, with no reconnect step.
+func TestPing(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv, Options{Timeout: faultTimeout})
+	if err := s.Ping(testCtx(t)); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+
+	srv.Freeze()
+	ctx := testCtx(t)
+	start := time.Now()
+	err := s.Ping(ctx)
+	srv.Thaw()
+	wantUnavailable(t, ctx, err, "no reply within")
+	if took := time.Since(start); took > stall {
+		t.Errorf("Ping took %v against a frozen Redis, want about the timeout %v", took, faultTimeout)
+	}
+	if err := s.Ping(testCtx(t)); err != nil {
+		t.Fatalf("Ping after thaw: %v", err)
+	}
+
+	srv.Kill()
+	ctx = testCtx(t)
+	wantUnavailable(t, ctx, s.Ping(ctx), "connection refused")
+	srv.Restart()
+	if err := s.Ping(testCtx(t)); err != nil {
+		t.Fatalf("Ping after restart: %v", err)
+	}
+}

@@ -228,6 +228,16 @@ func checkEviction(ctx context.Context, d *deployment, log *slog.Logger) error {
 // Close closes the connections to Redis.
 func (s *Store) Close() error { return s.rdb.Close() }
 
+// Ping checks that the server holding the keys answers within the timeout,
+// for a readiness check: it runs the script that only reads Redis's clock
+// (refreshing the clock offset every call relies on), on the server every
+// other call goes to. The error matches otp.ErrUnavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.measure(ctx, "ping")
+}
+
 // Issue implements otp.Store.
 func (s *Store) Issue(ctx context.Context, addr, client string, p otp.Pending, now time.Time, lim otp.Limits) (otp.IssueResult, error) {
 	id := s.names.name('a', addr)
