@@ -66,12 +66,21 @@ func localLogin(ctx context.Context, c *Config, stdio IO) (string, error) {
 		opts.DevOutbox = m.dev.Outbox()
 	}
 	start := time.Now()
+	// The keys of serve's line for the end of a session.
+	logEnd := func(end, outcome, addr string) {
+		kv := []any{"client", "local", "duration", time.Since(start).Round(time.Millisecond), "end", end, "outcome", outcome}
+		if addr != "" {
+			kv = append(kv, "addr", mask.Address(addr))
+		}
+		logger.Info("session end", kv...)
+	}
 	var final outcome
 	if c.Accessible {
 		// Line prompts in the terminal's own cooked mode: Ctrl+C is the
 		// terminal's SIGINT, which cancels ctx.
 		final = ui.RunAccessible(ctx, opts, ui.LineIO{In: in, Out: out})
 		if ctx.Err() != nil {
+			logEnd("interrupted", "interrupted", "")
 			return "", errInterrupted
 		}
 	} else {
@@ -80,22 +89,23 @@ func localLogin(ctx context.Context, c *Config, stdio IO) (string, error) {
 		switch {
 		case errors.Is(err, tea.ErrInterrupted):
 			// SIGINT while the terminal was not in raw mode.
+			logEnd("interrupted", "interrupted", "")
 			return "", errInterrupted
 		case err != nil && !errors.Is(err, tea.ErrProgramKilled):
+			logEnd("error", "", "")
 			return "", fmt.Errorf("terminal: %w", err)
 		}
 		var ok bool
 		if final, ok = fm.(*ui.Model); !ok {
+			logEnd("error", "", "")
 			return "", errNotVerified
 		}
 	}
 	addr, verified := final.Verified()
-	// The keys of serve's line for the end of a session.
-	kv := []any{"client", "local", "duration", time.Since(start).Round(time.Millisecond), "outcome", final.Outcome()}
-	if verified {
-		kv = append(kv, "addr", mask.Address(addr))
+	if !verified {
+		addr = ""
 	}
-	logger.Info("session end", kv...)
+	logEnd("quit", final.Outcome(), addr)
 	switch {
 	case verified:
 		return addr, nil

@@ -156,6 +156,11 @@ func TestLogKeysBothModes(t *testing.T) {
 				t.Errorf("%q: local has %s=, serve does not:\n local %q\n serve %q", msg, k, local.line, served.line)
 			}
 		}
+		for _, k := range served.keys {
+			if _, ok := local.kv[k]; !ok && !slices.Contains([]string{"session", "remote", "bytes_in"}, k) {
+				t.Errorf("%q: serve has %s=, local does not:\n local %q\n serve %q", msg, k, local.line, served.line)
+			}
+		}
 	}
 	for mode := range modes {
 		end := byMsg["session end"][mode]

@@ -53,9 +53,10 @@ func (r *recorder) waitCount(t *testing.T, e string, n int) {
 	deadline := time.Now().Add(waitTime)
 	for r.count(e) != n {
 		if time.Now().After(deadline) {
+			got := r.count(e) // count locks r.mu itself
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			t.Fatalf("%d of %q, want %d; events %v", r.count(e), e, n, r.events)
+			t.Fatalf("%d of %q, want %d; events %v", got, e, n, r.events)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -154,5 +155,34 @@ func TestObserverAndRefusalLog(t *testing.T) {
 	}
 	if got := ts.Stats().Refused; got != flood {
 		t.Errorf("stats refused %d, want %d", got, flood)
+	}
+}
+
+// TestObserverLineMode: a session in line mode (ACCESSIBLE=1) is reported
+// ended by how it ended, not as a panic; so is one the time limit ends,
+// whose visitor is told why.
+func TestObserverLineMode(t *testing.T) {
+	rec := &recorder{}
+	ls := startLoginServer(t, func(c *Config) {
+		c.Observer = rec
+		c.MaxTimeout = 3 * time.Second // the login is quit a second before
+	})
+	sess := openTerm(t, dial(t, ls.addr), 80, 24, map[string]string{"ACCESSIBLE": "1"})
+	waitFor(t, sess.out, "To leave, type quit.")
+	sess.typeText(t, "quit\r")
+	if status := sess.wait(t); status != 1 {
+		t.Errorf("quit: exit status %d, want 1", status)
+	}
+	rec.waitCount(t, "ended quit cancelled", 1)
+
+	sess = openTerm(t, dial(t, ls.addr), 80, 24, map[string]string{"ACCESSIBLE": "1"})
+	waitFor(t, sess.out, "To leave, type quit.")
+	sess.wait(t) // the time limit ends it
+	if !strings.Contains(sess.out.String(), lineTimeLimit) {
+		t.Errorf("the visitor was not told why:\n%q", sess.out.String())
+	}
+	rec.waitCount(t, "ended time_limit cancelled", 1)
+	if n := rec.count("ended panic "); n != 0 {
+		t.Errorf("%d sessions reported as panics", n)
 	}
 }

@@ -130,10 +130,9 @@ type Config struct {
 	// FPS caps the renderer's frame rate per session (60, Bubble Tea's
 	// default). With the patched bubbletea in third_party, the renderer
 	// flushes only when the model's view or output changed, so an idle
-	// session costs no CPU at any FPS (1000 idle sessions: under 0.2% of one
-	// core). FPS bounds how often a busy session redraws, and how long a
-	// change right after another waits to be drawn: at 10, the code screen
-	// and the verdict each waited up to 100 ms, two thirds of a login.
+	// session costs no CPU at any FPS. FPS bounds how often a busy session
+	// redraws, and how long a change right after another waits to be drawn,
+	// which a low FPS makes a large part of a login (docs/PERFORMANCE.md, F1).
 	FPS int
 
 	// Logger gets the operator's log (log.Default()). It never gets a code.

@@ -44,10 +44,10 @@ type Verifier interface {
 
 // The largest window a program is told about. The client picks the size,
 // and bubbletea keeps a cell buffer of that size for as long as the session
-// lasts (about 112 bytes a cell; two buffers without the patched copy in
-// third_party): a pty-req of 60000x60000 once took this server to 3 GB.
-// 64x16 is what the login needs, and at 115 KB it is the largest part of an
-// idle session; a bigger terminal shows the login in its top-left corner.
+// lasts, so an unbounded pty-req would let one client take the server's
+// memory. 64x16 is what the login needs, and its buffer is still the
+// largest part of an idle session (docs/PERFORMANCE.md, F3); a bigger
+// terminal shows the login in its top-left corner.
 const (
 	maxCols = 64
 	maxRows = 16
@@ -168,8 +168,9 @@ func (s *sessionGate) handleSession(sess ssh.Session) (passed *passedSession) {
 		// Nothing else takes window changes while the lines run.
 		keep, kept := make(chan struct{}), make(chan struct{})
 		go func() { defer close(kept); term.drain(keep) }()
-		final, ok := s.runLines(sess, login, logger, conn, in, start)
-		if !ok {
+		final, end, out := s.runLines(sess, login, logger, conn, in, start)
+		ended, outcome = end, out
+		if end != endQuit {
 			return nil
 		}
 		close(keep) // the next handler takes them, if there is one
@@ -338,27 +339,54 @@ func wantsLines(environ []string) bool {
 }
 
 // runLines runs a session as RunLines' plain lines instead of a program,
-// and returns RunLines' result; ok is false if the session ended with
-// them. The session's context bounds it: a disconnect, the idle or the
-// absolute timeout, or the end of shutdown's grace ends it.
-func (s *sessionGate) runLines(sess ssh.Session, login Session, logger *log.Logger, conn *countedConn, in *inputLimit, start time.Time) (final any, ok bool) {
+// and returns RunLines' result, how the lines ended (endQuit: by
+// themselves) and the outcome; for any other end the session has been told
+// why. The time limit and the end of a shutdown's grace end them as they
+// end a program (watch); a disconnect or the SSH server's timeouts end the
+// session's context, which RunLines gets.
+func (s *sessionGate) runLines(sess ssh.Session, login Session, logger *log.Logger, conn *countedConn, in *inputLimit, start time.Time) (final any, end endReason, outcome string) {
+	ctx, cancel := context.WithDeadlineCause(login.ctx, s.timeLimit(conn, start), errTimeLimit)
+	defer cancel()
+	shutdown, cancelShutdown := context.WithCancelCause(ctx)
+	defer cancelShutdown(nil)
+	// Nothing here can panic: a select and a cancel.
+	go func() {
+		select {
+		case <-s.graceOver: // nil, never ready, for Gate
+			cancelShutdown(errGraceOver)
+		case <-shutdown.Done():
+		}
+	}()
+	login.ctx = loginContext{sess.Context(), shutdown}
 	final = s.cfg.RunLines(login, &validUTF8{r: in}, sess)
-	end := endQuit
-	switch {
+	end = endQuit
+	switch cause := context.Cause(shutdown); {
 	case in.ended.Load() != 0:
 		end = endReason(in.ended.Load())
 	case sess.Context().Err() != nil:
 		end = endDisconnect
+	case errors.Is(cause, errGraceOver):
+		end = endShutdown
+	case errors.Is(cause, errTimeLimit):
+		end = endTimeLimit
 	}
-	s.logEnd(logger, start, end, conn, final, nil)
+	outcome = s.logEnd(logger, start, end, conn, final, nil)
 	switch end {
-	case endQuit:
-		return final, true
 	case endInput, endInputRate:
 		refuse(sess, "\r\n"+lineInput)
+	case endShutdown:
+		refuse(sess, "\r\n"+lineShutdown)
+	case endTimeLimit:
+		refuse(sess, "\r\n"+lineTimeLimit)
 	}
-	return nil, false
+	return final, end, outcome
 }
+
+// Why runLines' context ended, when the session's had not.
+var (
+	errTimeLimit = errors.New("login time limit")
+	errGraceOver = errors.New("shutdown grace over")
+)
 
 // watch feeds window changes and shutdown notices to p until done is closed,
 // and quits p at timeLimit. size is the window p started with.

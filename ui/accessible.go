@@ -123,7 +123,7 @@ func (r *lineRun) run(ctx context.Context) {
 	if r.outbox != "" {
 		r.say(devModeText(r.outbox))
 	}
-	r.say(emailTitle + ".")
+	r.say(branded(r.appName, emailTitle) + ".")
 	r.say(emailExplain)
 	r.say(quitText)
 	for next := r.askAddress; next != nil && r.werr == nil; {

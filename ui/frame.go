@@ -172,16 +172,19 @@ type frameCache struct {
 	status         fitted   // and as drawn
 }
 
-// frameKey is everything the parts in a frameCache depend on.
 // titled is a screen's title with the operator's application name, if
 // any, before it.
-func (c *frameCache) titled(title string) string {
-	if c.brand == "" {
+func (c *frameCache) titled(title string) string { return branded(c.brand, title) }
+
+// branded puts an application name, if any, before a title.
+func branded(appName, title string) string {
+	if appName == "" {
 		return title
 	}
-	return c.brand + " · " + title
+	return appName + " · " + title
 }
 
+// frameKey is everything the parts in a frameCache depend on.
 type frameKey struct {
 	on      Screen
 	st      *styles
