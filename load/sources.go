@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/otplogin/otplogin/mail"
+	"github.com/otplogin/otplogin/mail/devserver"
 )
 
 // Outbox reads codes from the dev mail server's outbox folder, where each
@@ -82,7 +83,7 @@ func (o *Outbox) find(rcpt string) (string, error) {
 		o.newest = make(map[string]string, len(entries))
 	}
 	for _, e := range entries {
-		to, ok := outboxRecipient(e.Name())
+		to, ok := devserver.Recipient(e.Name())
 		if ok && e.Name() > o.newest[to] {
 			o.newest[to] = e.Name()
 		}
@@ -100,23 +101,6 @@ func readDirUnsorted(dir string) ([]os.DirEntry, error) {
 	}
 	defer f.Close()
 	return f.ReadDir(-1)
-}
-
-// outboxRecipient parses "<time>-<hex>-<recipient>.eml"; files still being
-// written start with a dot and are skipped.
-func outboxRecipient(name string) (string, bool) {
-	if strings.HasPrefix(name, ".") {
-		return "", false
-	}
-	name, ok := strings.CutSuffix(name, ".eml")
-	if !ok {
-		return "", false
-	}
-	parts := strings.SplitN(name, "-", 3)
-	if len(parts) != 3 || len(parts[1]) != 8 {
-		return "", false
-	}
-	return parts[2], true
 }
 
 // HTTPStats reads the serve package's debug endpoint (GET /stats, JSON).

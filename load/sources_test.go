@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/otplogin/otplogin/mail/devserver"
 )
 
 // message is a minimal outbox message in the mail package's format: the
@@ -68,9 +70,9 @@ func TestOutboxRecipient(t *testing.T) {
 		{"notes.txt", "", false},
 		{"20261128T140203Z-short-a@b.eml", "", false},
 	} {
-		got, ok := outboxRecipient(tc.name)
+		got, ok := devserver.Recipient(tc.name)
 		if got != tc.want || ok != tc.ok {
-			t.Errorf("outboxRecipient(%q) = %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
+			t.Errorf("devserver.Recipient(%q) = %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
 		}
 	}
 }

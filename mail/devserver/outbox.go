@@ -73,7 +73,7 @@ func newestCode(outbox, address string) (string, error) {
 	want := sanitize(address)
 	for i := len(entries) - 1; i >= 0; i-- {
 		name := entries[i].Name()
-		if rcpt, ok := recipient(name); !ok || rcpt != want {
+		if rcpt, ok := Recipient(name); !ok || rcpt != want {
 			continue
 		}
 		raw, err := readMessage(filepath.Join(outbox, name))
@@ -124,11 +124,11 @@ func addressedTo(raw []byte, address string) bool {
 	return false
 }
 
-// recipient returns the recipient part of an outbox file name,
+// Recipient returns the recipient part of an outbox file name,
 // "<UTC time>-<8 hex>-<recipient>.eml", as the server wrote it (lower-case,
 // unusual bytes replaced); files still being written start with a dot and
 // are not messages yet.
-func recipient(name string) (string, bool) {
+func Recipient(name string) (string, bool) {
 	if strings.HasPrefix(name, ".") {
 		return "", false
 	}
