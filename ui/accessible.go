@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"bufio"
 	"context"
 	"errors"
@@ -335,7 +336,7 @@ func readLines(in io.Reader, out io.Writer, echo bool) *lineReader {
 			case <-lr.done:
 				return
 			}
-			text, err := ed.readLine()
+			text, err := safeReadLine(ed)
 			select {
 			case lr.lines <- line{text, err}:
 			case <-lr.done:
@@ -347,6 +348,18 @@ func readLines(in io.Reader, out io.Writer, echo bool) *lineReader {
 		}
 	}()
 	return lr
+}
+
+// safeReadLine is ed.readLine, with a panic (the editor reads what a
+// visitor types) turned into the end of the input: the reader goroutine
+// lives for one session, and a panic there must end that session only.
+func safeReadLine(ed *lineEditor) (text string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			text, err = "", fmt.Errorf("%w: line editor panic: %v", io.ErrUnexpectedEOF, r)
+		}
+	}()
+	return ed.readLine()
 }
 
 // lockedWriter lets the line reader's echo and the messages share a
