@@ -1,10 +1,10 @@
 package ui
 
 import (
-	"fmt"
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
