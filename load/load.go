@@ -479,18 +479,23 @@ func (r *runner) sample(ctx context.Context) Sample {
 // baseline.
 const quietEvery = 50 * time.Millisecond
 
+// baselineWait is the least time baseline waits for the server to be quiet.
+const baselineWait = 5 * time.Second
+
 // baseline samples the server once it is quiet. The warm-up sessions have
 // closed on our side, but the server may still be tearing them down, one
 // goroutine at a time; a sample taken then sets the bar for "back to
 // baseline" too high and hides goroutines a run leaves behind. Quiet is no
 // open session and two samples quietEvery apart with the same goroutine
-// count. After cfg.Settle it takes the last sample as it is.
+// count. After cfg.Settle, or baselineWait if that is longer, it takes the
+// last sample as it is: a short Settle (which bounds the wait for the run's
+// own goroutines to go) must not cut short the wait for the warm-up's.
 func (r *runner) baseline(ctx context.Context) Sample {
 	prev := r.sample(ctx)
 	if r.cfg.Stats == nil {
 		return prev
 	}
-	bound := time.NewTimer(r.cfg.Settle)
+	bound := time.NewTimer(max(r.cfg.Settle, baselineWait))
 	defer bound.Stop()
 	tick := time.NewTicker(quietEvery)
 	defer tick.Stop()
