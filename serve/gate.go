@@ -187,7 +187,8 @@ func newSessionGate(cfg GateConfig, lim *limiter, noun string) *sessionGate {
 }
 
 // countedOf returns the connection a Server's admitConn wrapped for ctx's
-// connection, or nil behind another SSH server.
+// connection, or nil behind another SSH server. Every connection a Server
+// handles went through admitConn, so its own handlers need no nil check.
 func countedOf(ctx ssh.Context) *countedConn {
 	c, _ := ctx.Value(connCtxKey{}).(*countedConn)
 	return c

@@ -486,12 +486,6 @@ func (s *Server) admitConn(ctx ssh.Context, nc net.Conn) (admitted net.Conn) {
 
 type connCtxKey struct{}
 
-// connOf returns the connection admitConn wrapped for ctx's connection.
-// Every connection the server handles went through admitConn.
-func connOf(ctx ssh.Context) *countedConn {
-	return ctx.Value(connCtxKey{}).(*countedConn) //nolint:forcetypeassert
-}
-
 // track counts a session handler for shutdown to wait on; false means the
 // server is closed and the handler should not run.
 func (s *sessionGate) track() bool {
@@ -510,7 +504,7 @@ func (s *sessionGate) track() bool {
 // (and calls sessionRequest there); a panic there ends the connection with
 // a line to the user.
 func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc gossh.NewChannel, ctx ssh.Context) {
-	if connOf(ctx).hasSession.Swap(true) {
+	if countedOf(ctx).hasSession.Swap(true) {
 		_ = nc.Reject(gossh.ResourceShortage, "one session per connection")
 		return
 	}
@@ -536,11 +530,11 @@ func (s *Server) sessionRequest(sess ssh.Session, reqType string) bool {
 	}
 	if n := len(sess.Environ()); n > s.cfg.MaxEnvRequests {
 		s.turned.Add(1)
-		s.logRefusal(s.connLogger(sess.Context()), "session refused", connOf(sess.Context()).client, RefusedEnv, "env", n)
+		s.logRefusal(s.connLogger(sess.Context()), "session refused", countedOf(sess.Context()).client, RefusedEnv, "env", n)
 		_, _ = fmt.Fprintln(sess.Stderr(), lineEnv)
 		return false
 	}
-	connOf(sess.Context()).shellStarted.Store(true)
+	countedOf(sess.Context()).shellStarted.Store(true)
 	return true
 }
 
