@@ -114,7 +114,7 @@ func Gate(cfg GateConfig) (wish.Middleware, error) {
 		MaxSessionsPerClient: cfg.MaxSessionsPerClient,
 		Now:                  time.Now,
 	})
-	g := newSessionGate(cfg, lim, "login")
+	g := newSessionGate(cfg, lim, "login", noObserver{}, nil)
 	return func(next ssh.Handler) ssh.Handler {
 		return func(sess ssh.Session) { g.handle(sess, next) }
 	}, nil
@@ -171,16 +171,17 @@ type testHooks struct {
 	window func(width, height int) // watch, for each window size it forwards
 }
 
-// newSessionGate makes the gate for cfg, which has its defaults.
-func newSessionGate(cfg GateConfig, lim *limiter, noun string) *sessionGate {
+// newSessionGate makes the gate for cfg, which has its defaults; obs is told
+// what happens, and now is the refusal log's clock (nil: time.Now).
+func newSessionGate(cfg GateConfig, lim *limiter, noun string, obs Observer, now func() time.Time) *sessionGate {
 	return &sessionGate{
 		cfg:   cfg,
 		log:   cfg.Logger,
 		lim:   lim,
 		input: newByteBudget(cfg.InputRate, time.Now),
 		noun:  noun,
-		obs:   noObserver{},
-		refusals: lograte.New(lograte.Options{}, func(reason string, n int) {
+		obs:   obs,
+		refusals: lograte.New(lograte.Options{Now: now}, func(reason string, n int) {
 			cfg.Logger.Info("refusals not logged", reasonKey(reason), reason, "suppressed", n)
 		}),
 	}

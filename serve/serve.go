@@ -61,8 +61,6 @@ import (
 	"github.com/pires/go-proxyproto"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/time/rate"
-
-	"github.com/otplogin/otplogin/internal/lograte"
 )
 
 // Config configures a Server. Zero fields take the defaults named below.
@@ -292,17 +290,13 @@ func New(cfg Config) (*Server, error) {
 			LoginTimeout: cfg.MaxTimeout - farewellTime,
 			FPS:          cfg.FPS,
 			Logger:       cfg.Logger,
-		}, newLimiter(cfg), "session"),
+		}, newLimiter(cfg), "session", cfg.Observer, cfg.Now),
 		cfg:     cfg,
 		hostKey: signer.PublicKey(),
 		reads:   newByteBudget(cfg.ReadRate, time.Now),
 	}
 	s.stopping = make(chan struct{})
 	s.graceOver = make(chan struct{})
-	s.obs = cfg.Observer
-	s.refusals = lograte.New(lograte.Options{Now: cfg.Now}, func(reason string, n int) {
-		s.log.Info("refusals not logged", reasonKey(reason), reason, "suppressed", n)
-	})
 	// With no auth handler the server sets NoClientAuth: the "none" method
 	// that OpenSSH tries first succeeds, so nobody is asked for a password
 	// and no public key is collected.
