@@ -417,18 +417,15 @@ func TestMailCheck(t *testing.T) {
 	}
 }
 
-// TestSummarize checks the minute's line: what moved since the last tick,
-// and nothing for a quiet minute.
+// TestSummarize checks the minute's line: what moved since the last one,
+// and nothing for a quiet minute. It calls the summary's step directly: a
+// tick sent to Summarize's goroutine would race with the counts it reads.
 func TestSummarize(t *testing.T) {
 	clock := fakeclock.New(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
 	m, logs := newMetrics(t, clock.Now)
 	cs := newCodeService(t, m, clock, otp.Limits{})
-	tick := make(chan time.Time)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Summarize(ctx, tick) }()
-	defer func() { cancel(); <-done }()
-	tick <- clock.Now() // nothing yet; Summarize has read where the counts start
+	m.SessionStarted() // before the summary starts: not in its first line
+	s := m.startSummary()
 
 	m.SessionStarted()
 	m.SessionStarted()
@@ -444,11 +441,33 @@ func TestSummarize(t *testing.T) {
 		t.Fatal("bad@ was sent to")
 	}
 	m.Refused("conn_rate")
-	tick <- clock.Now()
-	tick <- clock.Now() // a quiet minute
-	tick <- clock.Now() // and Summarize has handled the one before
+	s.logSince()
+	s.logSince() // a quiet minute
 	want := `msg="last minute" sessions=2 codes_requested=2 codes_sent=1 verified=1 wrong_codes=0 refusals=1 failures=1`
 	if got := strings.Count(logs.String(), `msg="last minute"`); got != 1 || !strings.Contains(logs.String(), want) {
 		t.Errorf("want one line %q, got:\n%s", want, logs)
+	}
+}
+
+// TestSummarizeTicks checks that Summarize logs on its ticks and returns
+// when its context ends. A send on the unbuffered tick is received only
+// once the previous tick's line is written, so whichever tick first sees
+// the session, exactly one line says so.
+func TestSummarizeTicks(t *testing.T) {
+	clock := fakeclock.New(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	m, logs := newMetrics(t, clock.Now)
+	tick := make(chan time.Time)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Summarize(ctx, tick) }()
+	tick <- clock.Now() // received: Summarize has read where the counts start
+	m.SessionStarted()
+	tick <- clock.Now()
+	tick <- clock.Now()
+	cancel()
+	<-done
+	want := `msg="last minute" sessions=1 codes_requested=0`
+	if got := strings.Count(logs.String(), `msg="last minute"`); got != 1 || !strings.Contains(logs.String(), want) {
+		t.Errorf("want one line with %q, got:\n%s", want, logs)
 	}
 }

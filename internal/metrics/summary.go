@@ -37,31 +37,45 @@ func (m *Metrics) tally() tally {
 // panics), and nothing when nothing did. It returns when ctx ends. The
 // program gives it a time.Ticker's channel, ticking every SummaryEvery.
 func (m *Metrics) Summarize(ctx context.Context, tick <-chan time.Time) {
-	last := m.tally()
+	s := m.startSummary()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick:
+			s.logSince()
 		}
-		now := m.tally()
-		d := tally{
-			sessions:  now.sessions - last.sessions,
-			requested: now.requested - last.requested,
-			sent:      now.sent - last.sent,
-			verified:  now.verified - last.verified,
-			wrong:     now.wrong - last.wrong,
-			refused:   now.refused - last.refused,
-			failures:  now.failures - last.failures,
-		}
-		last = now
-		if d == (tally{}) {
-			continue
-		}
-		m.log.Info("last minute", "sessions", int64(d.sessions), "codes_requested", int64(d.requested),
-			"codes_sent", int64(d.sent), "verified", int64(d.verified), "wrong_codes", int64(d.wrong),
-			"refusals", int64(d.refused), "failures", int64(d.failures))
 	}
+}
+
+// summary remembers the counts at the last line, so the next says what
+// moved since.
+type summary struct {
+	m    *Metrics
+	last tally
+}
+
+func (m *Metrics) startSummary() *summary { return &summary{m: m, last: m.tally()} }
+
+// logSince logs what moved since the last call, or nothing if nothing did.
+func (s *summary) logSince() {
+	now := s.m.tally()
+	d := tally{
+		sessions:  now.sessions - s.last.sessions,
+		requested: now.requested - s.last.requested,
+		sent:      now.sent - s.last.sent,
+		verified:  now.verified - s.last.verified,
+		wrong:     now.wrong - s.last.wrong,
+		refused:   now.refused - s.last.refused,
+		failures:  now.failures - s.last.failures,
+	}
+	s.last = now
+	if d == (tally{}) {
+		return
+	}
+	s.m.log.Info("last minute", "sessions", int64(d.sessions), "codes_requested", int64(d.requested),
+		"codes_sent", int64(d.sent), "verified", int64(d.verified), "wrong_codes", int64(d.wrong),
+		"refusals", int64(d.refused), "failures", int64(d.failures))
 }
 
 // value reads a counter or gauge.
