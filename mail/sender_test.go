@@ -308,8 +308,10 @@ func TestFaults(t *testing.T) {
 				<-ctx.Done() // released when the server closes at cleanup
 				return nil
 			}}},
+			// Long enough for the stages before DATA on a loaded machine
+			// under -race: the deadline must fall in the stall.
 			ctx: func(ctx context.Context) (context.Context, context.CancelFunc) {
-				return context.WithTimeout(ctx, 300*time.Millisecond)
+				return context.WithTimeout(ctx, 2*time.Second)
 			},
 			want: check{stage: mail.StageDataEnd, attempts: 1, maybe: true, is: context.DeadlineExceeded},
 		},
