@@ -38,9 +38,12 @@ func TestLoginsEndToEnd(t *testing.T) {
 	if rep.OK != n || rep.Failed != 0 || rep.Login.N != n {
 		t.Fatalf("want %d verified logins", n)
 	}
-	// Whether a periodic sample caught a live session depends on timing;
-	// the samples before and after are certain.
-	if rep.Before.Sessions != 0 || rep.After.Sessions != 0 || rep.Peak.CPU <= rep.Before.CPU {
+	// Whether a periodic sample caught a live session depends on timing,
+	// and so does the sample after, taken at once (Settle is 1 ms) while
+	// the server may still be releasing the last sessions: the sample
+	// before is certain, and the server's own count is checked below once
+	// its goroutines are back.
+	if rep.Before.Sessions != 0 || rep.Peak.CPU <= rep.Before.CPU {
 		t.Errorf("server stats: before %+v, peak %+v, after %+v", rep.Before, rep.Peak, rep.After)
 	}
 	if !strings.Contains(progress.String(), "50/50 sessions done, 0 failed") {
@@ -51,6 +54,9 @@ func TestLoginsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGoroutines(t, rep.Before.Goroutines)
+	if n := st.srv.Stats().Sessions; n != 0 {
+		t.Errorf("%d sessions open on the server after the run", n)
+	}
 }
 
 // TestIdleEndToEnd holds real sessions on the email screen and checks that

@@ -188,8 +188,9 @@ func TestViewOncePerFrame(t *testing.T) {
 	before := views.Load()
 	tm.Type(alice)
 	waitScreen(t, tm, alice)
-	if n := views.Load() - before; n > 2 {
-		t.Errorf("typing %d keys in a burst cost %d Views, want at most 2", len(alice), n)
+	// At most 3: a test stalled for over a second can see one more frame.
+	if n := views.Load() - before; n > 3 {
+		t.Errorf("typing %d keys in a burst cost %d Views, want at most 3", len(alice), n)
 	}
 	tm.Send(esc)
 	tm.WaitFinished(t, teatest.WithFinalTimeout(waitLimit))

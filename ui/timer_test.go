@@ -29,29 +29,35 @@ func runCmd(t *testing.T, cmd tea.Cmd, bound time.Duration) tea.Msg {
 	}
 }
 
+// afterAnHour is after with every delay an hour.
+func afterAnHour(ctx context.Context, _ time.Duration, msg tea.Msg) tea.Cmd {
+	return after(ctx, time.Hour, msg)
+}
+
 // sessionTimers returns the model's real timer commands, made under ctx:
 // the sending screen's spinner, the code screen's countdown and the remote
-// success screen's linger.
+// success screen's linger. Each waits an hour instead of its own delay, so
+// only its context can end it, however slowly the test runs.
 func sessionTimers(t *testing.T, ctx context.Context) map[string]tea.Cmd {
 	t.Helper()
 	e := newEnv(t, otp.Config{})
 	d := newDriver(t, e.options(Options{Remote: true, Context: ctx}))
 	d.typ(alice)
 	request := d.update(enter)
-	m := *d.m       // a copy, so that the driver keeps its held timers
-	m.after = after // what New set before the driver took the timers over
+	m := *d.m             // a copy, so that the driver keeps its held timers
+	m.after = afterAnHour // as New sets after, before the driver took the timers over
 	spin := m.sending.spin(&m)
 
 	d.run(request)
 	d.wantScreen(ScreenCode)
 	m = *d.m
-	m.after = after
+	m.after = afterAnHour
 	countdown := m.code.nextTick(&m)
 
 	d.typ(e.sender.code(t, alice))
 	verify := d.update(enter)
 	m = *d.m
-	m.after = after
+	m.after = afterAnHour
 	_, linger := m.Update(verify())
 	return map[string]tea.Cmd{"spinner": spin, "countdown": countdown, "linger": linger}
 }
