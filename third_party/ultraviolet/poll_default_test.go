@@ -36,10 +36,12 @@ func TestReader(t *testing.T) {
 		t.Errorf("expected cancellation to be success")
 	}
 
+	// otplogin patch: the bound was 100 ms and the test went on after it,
+	// racing the reader goroutine for n and err on a loaded machine.
 	select {
 	case <-done:
-	case <-time.After(100 * time.Millisecond):
-		t.Errorf("expected cancellation to unblock reader")
+	case <-time.After(5 * time.Second):
+		t.Fatalf("expected cancellation to unblock reader")
 	}
 	if n != 0 {
 		t.Errorf("expected 0 bytes read but got %d", n)
