@@ -22,8 +22,18 @@ func TestReader(t *testing.T) {
 		t.Errorf("expected no error, but got %s", err)
 	}
 
-	// Don't write anything to the pipe yet so the read below blocks and
-	// cannot complete before the cancellation.
+	// otplogin patch: cancel before the read starts. Cancel does not end
+	// a Read already blocked: on Linux, epollReader.Read is a plain read,
+	// which callers Poll before (as TerminalReader does). The test passed
+	// only when Cancel won the race against the goroutine's start; when it
+	// lost, the test waited 100 ms and went on, racing the goroutine for n
+	// and err.
+	if !pollReader.Cancel() {
+		t.Errorf("expected cancellation to be success")
+	}
+
+	// Nothing is written to the pipe yet: a read that ignored the
+	// cancellation would block.
 	done := make(chan struct{})
 	var n int
 	go func() {
@@ -32,16 +42,10 @@ func TestReader(t *testing.T) {
 		n, err = pollReader.Read(p)
 	}()
 
-	if !pollReader.Cancel() {
-		t.Errorf("expected cancellation to be success")
-	}
-
-	// otplogin patch: the bound was 100 ms and the test went on after it,
-	// racing the reader goroutine for n and err on a loaded machine.
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		t.Fatalf("expected cancellation to unblock reader")
+		t.Fatalf("expected the cancellation to end the read")
 	}
 	if n != 0 {
 		t.Errorf("expected 0 bytes read but got %d", n)
