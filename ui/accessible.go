@@ -37,6 +37,14 @@ type LineIO struct {
 	// without a PTY: there the terminal (the client's, over SSH) echoes
 	// and edits the line.
 	Echo bool
+	// Notices, when set, brings sentences for the person from outside the
+	// login, such as an SSH server's shutdown notice
+	// (serve.Session.Notices). Until RunAccessible returns, each is said
+	// at once, on a line of its own and never inside another line; if a
+	// prompt was waiting, it is shown again below the notice, with what
+	// had been typed at it, which is kept and still submitted. Closing
+	// the channel stops the notices.
+	Notices <-chan string
 }
 
 // Result is how a login in accessible mode ended. Its Verified and Outcome
@@ -87,26 +95,54 @@ const maxLine = maxPasteBytes
 // It reads In in a goroutine of its own, so that it can stop when ctx
 // ends; that goroutine ends at once if it is not reading, and otherwise
 // when a read on In returns, which closing In (or the SSH session) makes
-// happen.
+// happen. Notices are said by another goroutine, which ends before
+// RunAccessible returns.
 func RunAccessible(ctx context.Context, opts Options, term LineIO) Result {
-	out := &lockedWriter{w: term.Out}
-	r := &lineRun{config: newConfig(opts), out: out, outcome: outcomeIdle, nl: "\n"}
+	con := &console{w: term.Out, echo: term.Echo, nl: "\n"}
 	if term.Echo {
-		r.nl = "\r\n"
+		con.nl = "\r\n"
 	}
-	lines := readLines(term.In, out, term.Echo)
+	r := &lineRun{config: newConfig(opts), con: con, outcome: outcomeIdle}
+	lines := readLines(term.In, con)
 	defer lines.stop()
 	r.lines = lines
+	if term.Notices != nil {
+		defer sayNotices(con, term.Notices)()
+	}
 	r.run(ctx)
 	return Result{address: r.address, outcome: r.outcome}
+}
+
+// sayNotices says each notice from notices on con until the returned stop
+// is called, which returns once no notice is being said. Nothing here
+// reads what the person sends: a receive, a lock, and a write of the
+// notice (cleaned by safe) with the prompt and the line the editor kept.
+func sayNotices(con *console, notices <-chan string) (stop func()) {
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case text, ok := <-notices:
+				if !ok {
+					return
+				}
+				if text = safe(text); text != "" {
+					con.notice(text)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
 }
 
 // lineRun is one login in accessible mode.
 type lineRun struct {
 	config
 	lines   *lineReader
-	out     io.Writer
-	nl      string
+	con     *console
 	werr    error // the first failed write: the person is gone
 	address string
 	ticket  otp.Ticket
@@ -139,25 +175,27 @@ func (r *lineRun) run(ctx context.Context) {
 	}
 }
 
-func (r *lineRun) say(text string) { r.write(text + r.nl) }
-
-func (r *lineRun) write(text string) {
+// say writes text as a line of its own, in one write, so that a notice
+// can come before or after it but never inside it.
+func (r *lineRun) say(text string) {
 	if r.werr == nil {
-		_, r.werr = io.WriteString(r.out, text)
+		r.werr = r.con.write(text + r.con.nl)
 	}
 }
 
 // ask shows prompt and returns the line typed, trimmed; ok is false when
 // the person left or ctx ended.
 func (r *lineRun) ask(ctx context.Context, prompt string) (line string, ok bool) {
-	r.write(prompt)
+	if r.werr == nil {
+		r.werr = r.con.ask(prompt)
+	}
 	select {
 	case <-ctx.Done():
-		r.write(r.nl)
+		r.con.endLine()
 		return "", false
 	case l := <-r.lines.next():
 		if l.err != nil {
-			r.write(r.nl) // the prompt's line was not ended by a typed one
+			r.con.endLine() // the prompt's line was not ended by a typed one
 			r.interrupted = errors.Is(l.err, errInterrupt)
 			return "", false
 		}
@@ -324,11 +362,11 @@ func (lr *lineReader) next() <-chan line {
 	return lr.lines
 }
 
-// readLines starts a reader of in; with echo, it echoes to out as a
+// readLines starts a reader of in; in echo mode, it echoes to con as a
 // terminal's line discipline would.
-func readLines(in io.Reader, out io.Writer, echo bool) *lineReader {
+func readLines(in io.Reader, con *console) *lineReader {
 	lr := &lineReader{want: make(chan struct{}), lines: make(chan line), done: make(chan struct{})}
-	ed := &lineEditor{r: bufio.NewReader(in), echo: echo, out: out}
+	ed := &lineEditor{r: bufio.NewReader(in), con: con}
 	go func() {
 		for {
 			select {
@@ -362,17 +400,141 @@ func safeReadLine(ed *lineEditor) (text string, err error) {
 	return ed.readLine()
 }
 
-// lockedWriter lets the line reader's echo and the messages share a
-// writer: when ctx ends while a prompt waits, both may write at once.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+// console is the terminal that the messages, the prompts, the line
+// editor's echo and the notices share, from three goroutines. Each write
+// takes its lock, so that none lands inside another; and it keeps the
+// prompt that waits and the line typed at it, which the editor changes
+// under the same lock, so that a notice can be said on a line of its own
+// and the prompt and the line shown again below it exactly as they were:
+// the next backspace then erases what it should.
+type console struct {
+	w    io.Writer
+	echo bool   // LineIO.Echo: the editor shows what is typed
+	nl   string // how a line ends: CR LF in echo mode
+
+	mu      sync.Mutex
+	prompt  string // the prompt waiting for a line; "" when none waits
+	typed   []rune // the line typed so far (the editor's)
+	midLine bool   // the last write left its line open
+	err     error  // the first failed write: the person is gone; nothing more is written
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+// writeLocked writes s unless a write failed before; the caller holds mu.
+func (c *console) writeLocked(s string) error {
+	if c.err != nil || s == "" {
+		return c.err
+	}
+	_, c.err = io.WriteString(c.w, s)
+	c.midLine = !strings.HasSuffix(s, "\n")
+	return c.err
+}
+
+// write writes s in one piece.
+func (c *console) write(s string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writeLocked(s)
+}
+
+// ask shows prompt, which then waits for a line.
+func (c *console) ask(prompt string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.prompt = prompt
+	return c.writeLocked(prompt)
+}
+
+// endLine ends the line that a prompt left open, if nothing ended it
+// since, and leaves no prompt waiting.
+func (c *console) endLine() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.prompt = ""
+	if c.midLine {
+		_ = c.writeLocked(c.nl)
+	}
+}
+
+// notice says text at once, on a line of its own, in one write. A prompt
+// that was waiting is shown again below it, with the line typed so far
+// in echo mode. Without echo the terminal holds what is typed until Enter
+// (its line discipline, not this program, edits the line): the prompt is
+// shown again alone, and the line the person goes on typing still holds
+// what they typed before the notice when they press Enter.
+func (c *console) notice(text string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b strings.Builder
+	if c.midLine {
+		b.WriteString(c.nl)
+	}
+	b.WriteString(text)
+	b.WriteString(c.nl)
+	if c.prompt != "" {
+		b.WriteString(c.prompt)
+		if c.echo {
+			b.WriteString(string(c.typed))
+		}
+	}
+	_ = c.writeLocked(b.String())
+}
+
+// add appends r to the line typed, and shows it in echo mode.
+func (c *console) add(r rune) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.typed = append(c.typed, r)
+	c.show(string(r))
+}
+
+// backspace takes the last rune off the line typed and returns its size
+// in bytes; 0 if the line is empty.
+func (c *console) backspace() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.typed)
+	if n == 0 {
+		return 0
+	}
+	c.erase(c.typed[n-1:])
+	size := utf8.RuneLen(c.typed[n-1])
+	c.typed = c.typed[:n-1]
+	return size
+}
+
+// clear takes the whole line typed off (ctrl+u).
+func (c *console) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.erase(c.typed)
+	c.typed = c.typed[:0]
+}
+
+// take ends the line typed and returns it; no prompt waits any more.
+// ending is what a terminal shows for how the line ended ("\r\n" for
+// Enter, "^C"; "" for the end of the input), shown in echo mode.
+func (c *console) take(ending string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	text := string(c.typed)
+	c.typed, c.prompt = c.typed[:0], ""
+	c.show(ending)
+	if !c.echo && strings.HasSuffix(ending, "\n") {
+		c.midLine = false // the terminal showed the person's Enter
+	}
+	return text
+}
+
+// show writes s in echo mode; the caller holds mu.
+func (c *console) show(s string) {
+	if c.echo {
+		_ = c.writeLocked(s)
+	}
+}
+
+// erase takes runes off the end of the echoed line; the caller holds mu.
+func (c *console) erase(runes []rune) {
+	c.show(strings.Repeat("\b \b", ansi.StringWidth(string(runes))))
 }
 
 // lineEditor turns the bytes a person types into lines: CR, LF or CR LF
@@ -380,24 +542,24 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // empty line ends the input. Anything that cannot be shown safely (other
 // controls, escape sequences such as arrow keys, format characters,
 // invalid UTF-8) is dropped, so that echoing never sends the terminal a
-// sequence the person did not see.
+// sequence the person did not see. The line being typed is kept in con,
+// where a notice finds it.
 type lineEditor struct {
 	r      *bufio.Reader
-	echo   bool
-	out    io.Writer
+	con    *console
 	skipLF bool // the last line ended with CR: a LF right after it is part of that end
 }
 
 func (e *lineEditor) readLine() (string, error) {
-	var runes []rune
-	size := 0
+	size := 0 // bytes in the line typed
 	var pending [utf8.UTFMax]byte
 	np := 0
 	for {
 		b, err := e.r.ReadByte()
 		if err != nil {
-			if len(runes) > 0 && errors.Is(err, io.EOF) {
-				return string(runes), nil // a last line without its end
+			text := e.con.take("")
+			if text != "" && errors.Is(err, io.EOF) {
+				return text, nil // a last line without its end
 			}
 			return "", err
 		}
@@ -415,9 +577,8 @@ func (e *lineEditor) readLine() (string, error) {
 				continue
 			}
 			if size+utf8.RuneLen(r) <= maxLine {
-				runes = append(runes, r)
 				size += utf8.RuneLen(r)
-				e.show(string(r))
+				e.con.add(r)
 			}
 			continue
 		}
@@ -426,53 +587,32 @@ func (e *lineEditor) readLine() (string, error) {
 			if skipLF {
 				continue
 			}
-			e.show("\r\n")
-			return string(runes), nil
+			return e.con.take("\r\n"), nil
 		case '\r':
 			e.skipLF = true
-			e.show("\r\n")
-			return string(runes), nil
+			return e.con.take("\r\n"), nil
 		case 0x03: // ctrl+c
-			e.show("^C")
+			e.con.take("^C")
 			return "", errInterrupt
 		case 0x04: // ctrl+d
-			if len(runes) == 0 {
+			if size == 0 {
+				e.con.take("")
 				return "", io.EOF
 			}
 		case 0x7f, 0x08: // backspace
-			if n := len(runes); n > 0 {
-				e.erase(runes[n-1:])
-				size -= utf8.RuneLen(runes[n-1])
-				runes = runes[:n-1]
-			}
+			size -= e.con.backspace()
 		case 0x15: // ctrl+u
-			e.erase(runes)
-			runes, size = runes[:0], 0
+			e.con.clear()
+			size = 0
 		case 0x1b:
 			e.skipEscape()
 		default:
 			if b >= 0x20 && size < maxLine {
-				runes = append(runes, rune(b))
 				size++
-				e.show(string(rune(b)))
+				e.con.add(rune(b))
 			}
 		}
 	}
-}
-
-func (e *lineEditor) show(s string) {
-	if e.echo {
-		_, _ = io.WriteString(e.out, s)
-	}
-}
-
-// erase takes runes off the end of the echoed line.
-func (e *lineEditor) erase(runes []rune) {
-	if !e.echo {
-		return
-	}
-	n := ansi.StringWidth(string(runes))
-	_, _ = io.WriteString(e.out, strings.Repeat("\b \b", n))
 }
 
 // skipEscape drops the rest of an escape sequence: ESC [ or ESC O, then

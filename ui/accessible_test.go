@@ -202,6 +202,106 @@ func TestAccessibleLeaves(t *testing.T) {
 	})
 }
 
+// TestAccessibleNotice sends notices (as an SSH server does when it shuts
+// down) while a prompt waits, with part of a line typed, and while a code
+// request is under way. Each is said once, on a line of its own; the
+// waiting prompt comes again below it with what was typed, which the
+// editor then goes on editing (a backspace), and the line submitted holds
+// what was typed before the notice.
+func TestAccessibleNotice(t *testing.T) {
+	leakcheck.Check(t)
+	const notice = "The server is shutting down: please finish within 10s."
+	for _, tc := range []struct {
+		name string
+		echo bool
+	}{
+		// An SSH session's raw PTY: this program echoes and keeps the line.
+		{"echo", true},
+		// A terminal in its normal mode: it echoes and keeps the line, and
+		// sends it whole on Enter; the prompt is shown again alone.
+		{"terminal echoes", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, otp.Config{})
+			inR, inW := io.Pipe()
+			defer inW.Close()
+			out := &transcript{}
+			notices := make(chan string, 1)
+			done := make(chan Result, 1)
+			go func() {
+				done <- RunAccessible(t.Context(), e.options(Options{}), LineIO{In: inR, Out: out, Echo: tc.echo, Notices: notices})
+			}()
+			nl := "\n"
+			if tc.echo {
+				nl = "\r\n"
+			}
+			send := func(s string) {
+				t.Helper()
+				if _, err := io.WriteString(inW, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// answer types line at prompt, with a notice after its first n
+			// bytes. In echo mode they are typed before the notice and
+			// echoed, so the editor holds them when it comes; a terminal
+			// in its normal mode would hold them itself until Enter, so
+			// there the whole line is sent after it.
+			answer := func(prompt, line string, n int) {
+				t.Helper()
+				first := line[:n]
+				if !tc.echo {
+					first = ""
+				}
+				send(first)
+				waitText(t, out, prompt+first)
+				notices <- notice
+				waitText(t, out, prompt+first+nl+notice+nl+prompt+first)
+				send(line[len(first):] + nl)
+			}
+
+			answer("Email: ", "alx\x7fice@example.com", 3)
+			waitText(t, out, "Code: ")
+			answer("Code: ", e.sender.code(t, alice), 2)
+			select {
+			case res := <-done:
+				if addr, ok := res.Verified(); !ok || addr != alice {
+					t.Fatalf("Verified() = %q, %v\n%q", addr, ok, out)
+				}
+			case <-time.After(waitLimit):
+				t.Fatalf("no result; output:\n%q", out)
+			}
+			got := out.String()
+			if n := strings.Count(got, notice); n != 2 {
+				t.Errorf("notice said %d times, want 2 (once for each sent):\n%q", n, got)
+			}
+			if tc.echo && !strings.Contains(got, "Email: alx"+nl+notice+nl+"Email: alx\b \bice@example.com"+nl) {
+				t.Errorf("the line typed is not shown again below the notice, or not edited there:\n%q", got)
+			}
+		})
+	}
+
+	t.Run("during a request", func(t *testing.T) {
+		e := newEnv(t, otp.Config{})
+		e.sender.block = true // the mail server stalls: no one else uses the sender yet
+		out := &transcript{}
+		notices := make(chan string, 1)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan Result, 1)
+		in := strings.NewReader(alice + "\n")
+		go func() { done <- RunAccessible(ctx, e.options(Options{}), LineIO{In: in, Out: out, Notices: notices}) }()
+		sending := "Sending a code to " + alice + ".\n"
+		waitText(t, out, sending)
+		notices <- notice
+		waitText(t, out, sending+notice+"\n")
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(waitLimit):
+			t.Fatal("RunAccessible did not return when its context ended")
+		}
+	})
+}
+
 // TestAccessibleDeadCode lets a code expire: the service says so, further
 // codes are refused without a round trip, and resend brings a code that
 // works.
@@ -263,7 +363,7 @@ func FuzzLineEditor(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		var echo bytes.Buffer
-		ed := &lineEditor{r: newReader(s), echo: true, out: &echo}
+		ed := &lineEditor{r: newReader(s), con: &console{w: &echo, echo: true, nl: "\r\n"}}
 		for range 100 {
 			l, err := ed.readLine()
 			if r, bad := hasUnsafe(l); bad {
