@@ -62,9 +62,10 @@ func runServe(ctx context.Context, c *Config, stdio IO) error {
 	}
 	cfg.NewModel = func(sess serve.Session) tea.Model { return ui.New(options(sess)) }
 	// A visitor who sets ACCESSIBLE=1 gets line prompts; the PTY is raw,
-	// so they are echoed.
+	// so they are echoed. The server's shutdown notice is said between
+	// them.
 	cfg.RunLines = func(sess serve.Session, in io.Reader, out io.Writer) any {
-		return ui.RunAccessible(sess.Context(), options(sess), ui.LineIO{In: in, Out: out, Echo: true})
+		return ui.RunAccessible(sess.Context(), options(sess), ui.LineIO{In: in, Out: out, Echo: true, Notices: sess.Notices()})
 	}
 	srv, err := serve.New(cfg)
 	if errors.Is(err, serve.ErrHostKey) {

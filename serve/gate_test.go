@@ -63,7 +63,7 @@ func startGateServer(t *testing.T, mutate func(*GateConfig), opts ...ssh.Option)
 			}
 		},
 		RunLines: func(s Session, in io.Reader, out io.Writer) any {
-			return ui.RunAccessible(s.Context(), options(s), ui.LineIO{In: in, Out: out, Echo: true})
+			return ui.RunAccessible(s.Context(), options(s), ui.LineIO{In: in, Out: out, Echo: true, Notices: s.Notices()})
 		},
 		Logger: log.NewWithOptions(gs.logs, log.Options{Level: log.DebugLevel}),
 	}

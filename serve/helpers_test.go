@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +38,18 @@ func waitFor(t *testing.T, b *safeBuffer, want string) {
 	for !strings.Contains(b.String(), want) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %q in:\n%q", want, b.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitForMatch polls until b matches re, failing the test after waitTime.
+func waitForMatch(t *testing.T, b *safeBuffer, re *regexp.Regexp) {
+	t.Helper()
+	deadline := time.Now().Add(waitTime)
+	for !re.MatchString(b.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s in:\n%q", re, b.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

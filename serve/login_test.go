@@ -40,7 +40,7 @@ func startLoginServerWith(t *testing.T, otpCfg otp.Config, mutate func(*Config),
 	ts := startServer(t, func(c *Config) {
 		c.NewModel = func(s Session) tea.Model { return ui.New(options(s)) }
 		c.RunLines = func(s Session, in io.Reader, out io.Writer) any {
-			return ui.RunAccessible(s.Context(), options(s), ui.LineIO{In: in, Out: out, Echo: true})
+			return ui.RunAccessible(s.Context(), options(s), ui.LineIO{In: in, Out: out, Echo: true, Notices: s.Notices()})
 		}
 		if mutate != nil {
 			mutate(c)
@@ -194,4 +194,95 @@ func TestLinesOverSSH(t *testing.T) {
 	if status := sess.wait(t); status != 130 {
 		t.Errorf("Ctrl+C: exit status %d, want 130", status)
 	}
+}
+
+// TestLinesShutdownNotice: when shutdown starts, each visitor in line mode
+// is told once, at once, on a line of their own, below which their prompt
+// comes again with what they had typed. One finishes the login within the
+// grace, with what they typed before the notice; the other is ended with
+// the shutdown line when the grace is over, as a program's visitor is.
+func TestLinesShutdownNotice(t *testing.T) {
+	const grace = waitTime / 2 // ample for a login to finish in it
+	ls := startLoginServer(t, func(c *Config) { c.ShutdownGrace = grace })
+	lines := map[string]string{"ACCESSIBLE": "1"}
+	const addr = "notice@example.com"
+	finisher := openTerm(t, dial(t, ls.addr), 80, 24, lines)
+	waitFor(t, finisher.out, "Email: ")
+	finisher.typeText(t, addr+"\r")
+	code := ls.code(t, addr)
+	waitFor(t, finisher.out, "Code: ")
+	finisher.typeText(t, code[:2])
+	waitFor(t, finisher.out, "Code: "+code[:2])
+	stayer := openTerm(t, dial(t, ls.addr), 80, 24, lines)
+	waitFor(t, stayer.out, "Email: ")
+	stayer.typeText(t, "sta")
+	waitFor(t, stayer.out, "Email: sta")
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- ls.stop() }()
+	const notice = "The server is shutting down: please finish within "
+	told := func(s *termSession, prompt string) {
+		t.Helper()
+		waitForMatch(t, s.out, regexp.MustCompile(regexp.QuoteMeta(prompt)+"\r\n"+notice+`\d+s\.\r\n`+regexp.QuoteMeta(prompt)))
+	}
+	told(finisher, "Code: "+code[:2])
+	told(stayer, "Email: sta")
+
+	finisher.typeText(t, code[2:]+"\r")
+	waitFor(t, finisher.out, "Verified "+addr+".")
+	if status := finisher.wait(t); status != 0 {
+		t.Errorf("finisher: exit status %d, want 0\n%q", status, finisher.out)
+	}
+	if status := stayer.wait(t); status != 1 {
+		t.Errorf("stayer: exit status %d, want 1", status)
+	}
+	if out := stayer.out.String(); strings.Index(out, "\r\n"+lineShutdown) < strings.Index(out, notice) {
+		t.Errorf("stayer was not told the grace is over:\n%q", out)
+	}
+	for name, s := range map[string]*termSession{"finisher": finisher, "stayer": stayer} {
+		if n := strings.Count(s.out.String(), notice); n != 1 {
+			t.Errorf("%s was told %d times, want once:\n%q", name, n, s.out)
+		}
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitTime):
+		t.Fatal("Serve did not return")
+	}
+	for _, want := range []string{"outcome=verified", "end=shutdown"} {
+		if !strings.Contains(ls.logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, ls.logs)
+		}
+	}
+}
+
+// TestLinesIgnoringNotices: a RunLines that never takes its notices does
+// not hold the server up: its session still ends with the shutdown line
+// when the grace is over.
+func TestLinesIgnoringNotices(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.ShutdownGrace = 300 * time.Millisecond
+		c.RunLines = func(s Session, in io.Reader, out io.Writer) any {
+			_, _ = io.WriteString(out, "waiting\r\n")
+			<-s.Context().Done()
+			return nil
+		}
+	})
+	sess := openTerm(t, dial(t, ts.addr), 80, 24, map[string]string{"ACCESSIBLE": "1"})
+	waitFor(t, sess.out, "waiting")
+	stopped := make(chan error, 1)
+	go func() { stopped <- ts.stop() }()
+	if status := sess.wait(t); status != 1 {
+		t.Errorf("exit status %d, want 1", status)
+	}
+	if !strings.Contains(sess.out.String(), lineShutdown) {
+		t.Errorf("the visitor was not told:\n%q", sess.out)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ts.logs, "end=shutdown")
 }

@@ -224,7 +224,19 @@ type Session struct {
 	// address, so that the model's log lines match the session's.
 	Logger *log.Logger
 	ctx    ssh.Context
+	// notices: see Notices. Set for a session that runs RunLines.
+	notices <-chan string
 }
+
+// Notices brings sentences for the visitor while a login in line mode
+// (RunLines) runs: a Server's graceful shutdown sends its notice, the one
+// ShutdownMsg.Notice gives a program, once when it starts. RunLines should
+// say each on a line of its own and then let the visitor go on, as
+// ui.LineIO.Notices does; the session ends anyway when the grace is over.
+// The channel is buffered so that the server never waits for RunLines to
+// take a notice. It is nil for a program's session; behind Gate, which has
+// no shutdown of its own, nothing comes.
+func (s Session) Notices() <-chan string { return s.notices }
 
 // Context is the session's context for the login: it ends when the login
 // does (or the connection, before), so that requests and timers that use

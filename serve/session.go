@@ -344,23 +344,35 @@ func wantsLines(environ []string) bool {
 // runLines runs a session as RunLines' plain lines instead of a program,
 // and returns RunLines' result, how the lines ended (endQuit: by
 // themselves) and the outcome; for any other end the session has been told
-// why. The time limit and the end of a shutdown's grace end them as they
-// end a program (watch); a disconnect or the SSH server's timeouts end the
-// session's context, which RunLines gets.
+// why. A shutdown's notice goes to Session.Notices; the time limit and the
+// end of a shutdown's grace end the lines as they end a program (watch); a
+// disconnect or the SSH server's timeouts end the session's context, which
+// RunLines gets.
 func (s *sessionGate) runLines(sess ssh.Session, login Session, logger *log.Logger, conn *countedConn, in *inputLimit, start time.Time) (final any, end endReason, outcome string) {
 	ctx, cancel := context.WithDeadlineCause(login.ctx, s.timeLimit(conn, start), errTimeLimit)
 	defer cancel()
 	shutdown, cancelShutdown := context.WithCancelCause(ctx)
 	defer cancelShutdown(nil)
-	// Nothing here can panic: a select and a cancel.
+	// One notice, the shutdown's, is ever sent: with room for it, the send
+	// never waits for RunLines.
+	notices := make(chan string, 1)
+	// As in watch, graceOver is watched only once the notice is out.
+	// Nothing here can panic: selects, a send into the room and a cancel.
 	go func() {
 		select {
-		case <-s.graceOver: // nil, never ready, for Gate
+		case <-s.stopping: // nil, never ready, for Gate
+			notices <- ShutdownMsg{Deadline: s.deadline}.Notice()
+		case <-shutdown.Done():
+			return
+		}
+		select {
+		case <-s.graceOver:
 			cancelShutdown(errGraceOver)
 		case <-shutdown.Done():
 		}
 	}()
 	login.ctx = loginContext{sess.Context(), shutdown}
+	login.notices = notices
 	final = s.cfg.RunLines(login, &validUTF8{r: in}, sess)
 	end = endQuit
 	switch cause := context.Cause(shutdown); {
