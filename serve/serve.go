@@ -144,8 +144,9 @@ type Config struct {
 	// line prompts (ACCESSIBLE=1 in its environment: screen readers and
 	// plain terminals) instead of a program: it reads what the visitor
 	// types from in (raw, as a PTY sends it) and writes sentences to out,
-	// until the login ends or the session's context does. Its result is
-	// read like a final model (Outcomer, Verifier).
+	// until the login ends or the session's context does; it says the
+	// notices from Session.Notices (the shutdown's). Its result is read
+	// like a final model (Outcomer, Verifier).
 	RunLines func(s Session, in io.Reader, out io.Writer) any
 	// Now is the clock for the connection rate limits and for how many
 	// refusals a second are logged (time.Now).
@@ -362,9 +363,10 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 }
 
 // Serve accepts SSH connections on l until ctx is cancelled, then shuts down
-// gracefully: it stops accepting, sends ShutdownMsg to live sessions, lets
-// them run for ShutdownGrace, quits the rest with a line saying why, closes
-// every connection and returns nil. It returns an error only if l fails.
+// gracefully: it stops accepting, sends ShutdownMsg to live sessions (its
+// notice to Session.Notices in line mode), lets them run for ShutdownGrace,
+// quits the rest with a line saying why, closes every connection and
+// returns nil. It returns an error only if l fails.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if !s.served.CompareAndSwap(false, true) {
 		return errors.New("serve: Serve called twice")
