@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -125,8 +126,9 @@ func TestPreShellByteCap(t *testing.T) {
 // goes through again once the flood stops.
 func TestReadRateShared(t *testing.T) {
 	// The bucket holds a handshake, and one read of the SSH layer (4 KiB,
-	// its buffer) takes a second of it.
-	ts := startServer(t, func(c *Config) { c.ReadRate = 4 << 10 })
+	// its buffer) takes a second of it. The input budget is out of the way:
+	// the flood is typed text.
+	ts := startServer(t, func(c *Config) { c.ReadRate, c.InputRate = 4<<10, 1<<30 })
 	dialWithin := func(src string, d time.Duration) error {
 		nc, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}).Dial("tcp", ts.addr)
 		if err != nil {
@@ -147,10 +149,13 @@ func TestReadRateShared(t *testing.T) {
 	}
 	sess := openTerm(t, flooder, 40, 12, nil)
 	ts.waitEvent(t, "size 40x12")
-	for i := range 350 { // about 24 KiB: six seconds of the budget
-		if err := sess.WindowChange(10+i%2, 30); err != nil {
-			t.Fatal(err)
-		}
+	// About 24 KiB: six seconds of the budget. Typed text, which the SSH
+	// layer buffers in the channel as it reads it, so the flood's reads
+	// go on at the budget's pace: window changes, each handled in turn,
+	// made a busy machine's server read the flood slower than the budget,
+	// leaving it to the handshake.
+	if _, err := sess.stdin.Write(bytes.Repeat([]byte("a"), 24<<10)); err != nil {
+		t.Fatal(err)
 	}
 	// Each read of the handshake waits behind a chunk of the flood (a
 	// second of the budget).
