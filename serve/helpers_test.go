@@ -295,3 +295,22 @@ func waitSession(t *testing.T, sess *gossh.Session) error {
 
 // startServerModel is a NewModel for servers whose sessions the test ignores.
 func startServerModel(Session) tea.Model { return testModel{} }
+
+// stopAsync starts stop (a test server's) in the background and returns a
+// function that waits for it to return, failing on an error or a hang.
+func stopAsync(t *testing.T, stop func() error) (wait func()) {
+	t.Helper()
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	return func() {
+		t.Helper()
+		select {
+		case err := <-stopped:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(waitTime):
+			t.Fatal("Serve did not return")
+		}
+	}
+}

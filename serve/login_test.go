@@ -218,8 +218,7 @@ func TestLinesShutdownNotice(t *testing.T) {
 	stayer.typeText(t, "sta")
 	waitFor(t, stayer.out, "Email: sta")
 
-	stopped := make(chan error, 1)
-	go func() { stopped <- ls.stop() }()
+	waitStopped := stopAsync(t, ls.stop)
 	const notice = "The server is shutting down: please finish within "
 	told := func(s *termSession, prompt string) {
 		t.Helper()
@@ -244,14 +243,7 @@ func TestLinesShutdownNotice(t *testing.T) {
 			t.Errorf("%s was told %d times, want once:\n%q", name, n, s.out)
 		}
 	}
-	select {
-	case err := <-stopped:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(waitTime):
-		t.Fatal("Serve did not return")
-	}
+	waitStopped()
 	for _, want := range []string{"outcome=verified", "end=shutdown"} {
 		if !strings.Contains(ls.logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, ls.logs)
@@ -273,16 +265,13 @@ func TestLinesIgnoringNotices(t *testing.T) {
 	})
 	sess := openTerm(t, dial(t, ts.addr), 80, 24, map[string]string{"ACCESSIBLE": "1"})
 	waitFor(t, sess.out, "waiting")
-	stopped := make(chan error, 1)
-	go func() { stopped <- ts.stop() }()
+	waitStopped := stopAsync(t, ts.stop)
 	if status := sess.wait(t); status != 1 {
 		t.Errorf("exit status %d, want 1", status)
 	}
 	if !strings.Contains(sess.out.String(), lineShutdown) {
 		t.Errorf("the visitor was not told:\n%q", sess.out)
 	}
-	if err := <-stopped; err != nil {
-		t.Fatal(err)
-	}
+	waitStopped()
 	waitFor(t, ts.logs, "end=shutdown")
 }

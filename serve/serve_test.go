@@ -322,8 +322,7 @@ func TestShutdownWithLiveSessions(t *testing.T) {
 		sessions = append(sessions, openTerm(t, dial(t, ts.addr), 80, 24, nil))
 		ts.waitEvent(t, size80x24)
 	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- ts.stop() }()
+	waitStopped := stopAsync(t, ts.stop)
 	for range sessions {
 		ts.waitEvent(t, "shutdown")
 	}
@@ -335,14 +334,7 @@ func TestShutdownWithLiveSessions(t *testing.T) {
 			t.Errorf("session %d was not told: %q", i, s.out.String())
 		}
 	}
-	select {
-	case err := <-stopped:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(waitTime):
-		t.Fatal("Serve did not return")
-	}
+	waitStopped()
 	if _, err := dialErr(ts.addr); err == nil {
 		t.Error("server still accepts connections after shutdown")
 	}

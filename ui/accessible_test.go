@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -117,14 +118,7 @@ func TestAccessibleEcho(t *testing.T) {
 	if _, err := io.WriteString(inW, e.sender.code(t, alice)+"\r"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case res := <-done:
-		if addr, ok := res.Verified(); !ok || addr != alice {
-			t.Fatalf("Verified() = %q, %v\n%q", addr, ok, out)
-		}
-	case <-time.After(waitLimit):
-		t.Fatalf("no result; output:\n%q", out)
-	}
+	wantVerified(t, done, out, alice)
 	got := out.String()
 	for _, want := range []string{
 		"Email: alicx\b \be@example.com\r\n",
@@ -262,14 +256,7 @@ func TestAccessibleNotice(t *testing.T) {
 			answer("Email: ", "alx\x7fice@example.com", 3)
 			waitText(t, out, "Code: ")
 			answer("Code: ", e.sender.code(t, alice), 2)
-			select {
-			case res := <-done:
-				if addr, ok := res.Verified(); !ok || addr != alice {
-					t.Fatalf("Verified() = %q, %v\n%q", addr, ok, out)
-				}
-			case <-time.After(waitLimit):
-				t.Fatalf("no result; output:\n%q", out)
-			}
+			wantVerified(t, done, out, alice)
 			got := out.String()
 			if n := strings.Count(got, notice); n != 2 {
 				t.Errorf("notice said %d times, want 2 (once for each sent):\n%q", n, got)
@@ -381,3 +368,17 @@ func FuzzLineEditor(f *testing.F) {
 }
 
 func newReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+// wantVerified waits for RunAccessible's result on done and fails unless
+// it verified want; out is shown on failure.
+func wantVerified(t *testing.T, done <-chan Result, out fmt.Stringer, want string) {
+	t.Helper()
+	select {
+	case res := <-done:
+		if addr, ok := res.Verified(); !ok || addr != want {
+			t.Fatalf("Verified() = %q, %v\n%q", addr, ok, out)
+		}
+	case <-time.After(waitLimit):
+		t.Fatalf("no result; output:\n%q", out)
+	}
+}
