@@ -68,6 +68,8 @@ func TestBadSettings(t *testing.T) {
 		find("OTPLOGIN_MAX_SESSIONS"):    {{value: "0"}, {value: "9223372036854775807"}},
 		find("OTPLOGIN_CONN_RATE"):       {{value: "+Inf"}, {value: "0"}},
 		find("OTPLOGIN_CLIENT_CODES"):    {{value: "200000"}},
+		find("OTPLOGIN_READ_RATE"):       {{value: "4096"}, {value: "2147483648"}},
+		find("OTPLOGIN_INPUT_RATE"):      {{value: "0"}},
 		find("OTPLOGIN_CODE_TTL"):        {{value: "30s"}, {value: "2h"}},
 		mailTestTo:                       {{value: "not an address"}, {value: "a@x\r\nBcc: v@evil.example"}},
 		findFlag(cmdLoad, "addr"):        {{value: "192.0.2.7:22"}},

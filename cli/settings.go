@@ -243,12 +243,12 @@ func def[T any](s setting, k kind[T], def T, dst func(*Config) *T) *setting {
 }
 
 // whole is a whole number from lo to hi.
-func whole[T ~int](lo, hi T) kind[T] {
+func whole[T ~int | ~int64](lo, hi T) kind[T] {
 	w := notA(fmt.Sprintf("a whole number from %d to %d", lo, hi))
 	return kind[T]{typ: "int", wants: string(w),
 		parse: func(s string) (T, error) {
-			n, err := strconv.Atoi(strings.TrimSpace(s))
-			if err != nil || T(n) < lo || T(n) > hi {
+			n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+			if err != nil || n < int64(lo) || n > int64(hi) {
 				return 0, w
 			}
 			return T(n), nil
@@ -257,7 +257,7 @@ func whole[T ~int](lo, hi T) kind[T] {
 			if n == 0 {
 				return ""
 			}
-			return strconv.Itoa(int(n))
+			return strconv.FormatInt(int64(n), 10)
 		},
 	}
 }

@@ -39,7 +39,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Serve.MaxSessions != serve.DefaultMaxSessions || c.Serve.MaxSessionsPerClient != serve.DefaultMaxSessionsPerClient ||
-		c.Serve.ConnRate != serve.DefaultConnRate || c.Serve.Listen != serve.DefaultListen ||
+		c.Serve.ConnRate != serve.DefaultConnRate || c.Serve.ReadRate != serve.DefaultReadRate ||
+		c.Serve.InputRate != serve.DefaultInputRate || c.Serve.Listen != serve.DefaultListen ||
 		c.OTP.TTL != otp.DefaultTTL || c.OTP.Limits.ClientIssues != otp.DefaultLimits().ClientIssues ||
 		c.Mail.Timeout != mail.DefaultTimeout || c.Mail.Subject != "" || c.Mail.AppName != mail.DefaultAppName ||
 		c.MetricsAddr != "" || c.Mail.TemplateDir != "" ||
@@ -86,7 +87,7 @@ func TestSettingsOfOtherCommands(t *testing.T) {
 
 func TestTypedValues(t *testing.T) {
 	c, err := parse(t, cmdServe, []string{
-		"--conn-rate", "2.5", "--trusted-proxies", "10.0.0.7, 192.168.0.0/16", "--log-level", "WARN",
+		"--conn-rate", "2.5", "--read-rate", "1048576", "--input-rate", "65536", "--trusted-proxies", "10.0.0.7, 192.168.0.0/16", "--log-level", "WARN",
 		"--smtp-security", "tls", "--smtp-host", "smtp.example.com", "--smtp-port", "2465",
 		"--smtp-username", "bot@example.com", "--smtp-timeout", "45s",
 	}, map[string]string{"OTPLOGIN_SMTP_PASSWORD": " pass word ", "OTPLOGIN_SECRET": strings.Repeat("0f", 32)})
@@ -94,7 +95,7 @@ func TestTypedValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.7/32"), netip.MustParsePrefix("192.168.0.0/16")}
-	if c.Serve.ConnRate != 2.5 || !slices.Equal(c.Serve.TrustedProxies, want) || c.LogLevel != log.WarnLevel ||
+	if c.Serve.ConnRate != 2.5 || c.Serve.ReadRate != 1<<20 || c.Serve.InputRate != 64<<10 || !slices.Equal(c.Serve.TrustedProxies, want) || c.LogLevel != log.WarnLevel ||
 		c.Mail.Security != mail.ImplicitTLS || c.Mail.Port != 2465 || c.Mail.Password != " pass word " ||
 		c.Mail.Timeout != 45*time.Second || len(c.OTP.Key) != 32 {
 		t.Errorf("config: %+v", c)

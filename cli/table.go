@@ -194,6 +194,12 @@ var table = []*setting{
 	def(setting{Flag: "conn-rate", Env: "OTPLOGIN_CONN_RATE", For: cmdServe,
 		Help: "new SSH connections per second per client address, in bursts of up to 10"},
 		number[rate.Limit](0, maxConnRate), serve.DefaultConnRate, func(c *Config) *rate.Limit { return &c.Serve.ConnRate }),
+	def(setting{Flag: "read-rate", Env: "OTPLOGIN_READ_RATE", For: cmdServe,
+		Help: "bytes per second all SSH connections together may send; once it is spent, each connection's reads wait their turn"},
+		whole[int64](minReadRate, maxByteRate), serve.DefaultReadRate, func(c *Config) *int64 { return &c.Serve.ReadRate }),
+	def(setting{Flag: "input-rate", Env: "OTPLOGIN_INPUT_RATE", For: cmdServe,
+		Help: "bytes per second of typed input all sessions together may send beyond each session's first KiB; a session that needs more while it is spent is closed"},
+		whole[int64](1<<10, maxByteRate), serve.DefaultInputRate, func(c *Config) *int64 { return &c.Serve.InputRate }),
 	def(setting{Flag: "client-codes", OTPField: "Limits.ClientIssues", Env: "OTPLOGIN_CLIENT_CODES", For: cmdServe,
 		Help: "codes per hour per client address"},
 		whole(1, maxClientCodes), otp.DefaultLimits().ClientIssues, func(c *Config) *int { return &c.OTP.Limits.ClientIssues }),
@@ -228,6 +234,10 @@ const (
 	maxSessions    = 1_000_000
 	maxConnRate    = 1_000_000
 	maxClientCodes = 100_000 // otp.Limits.ClientIssues refuses more
+	maxByteRate    = 1 << 30
+	// minReadRate leaves room for a handshake and a read of the SSH layer
+	// (4 KiB) in the budget.
+	minReadRate = 16 << 10
 )
 
 // smtpParts are the settings that give the SMTP server in parts, which

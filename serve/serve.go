@@ -162,6 +162,8 @@ const (
 	DefaultMaxSessions          = 1000
 	DefaultMaxSessionsPerClient = 10
 	DefaultConnRate             = 1 // new connections per second per client
+	DefaultReadRate             = 8 << 20
+	DefaultInputRate            = 32 << 10
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -178,8 +180,8 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.MaxConnBytes, 4<<20)
 	setDefault(&c.MaxPreShellBytes, 64<<10)
 	setDefault(&c.MaxEnvRequests, 64)
-	setDefault(&c.ReadRate, 8<<20)
-	setDefault(&c.InputRate, 32<<10)
+	setDefault(&c.ReadRate, DefaultReadRate)
+	setDefault(&c.InputRate, DefaultInputRate)
 	setDefault(&c.InputAllowance, 1<<10)
 	setDefault(&c.ShutdownGrace, 10*time.Second)
 	setDefault(&c.FPS, 60)
