@@ -84,11 +84,14 @@ func localLogin(ctx context.Context, c *Config, stdio IO) (string, error) {
 			return "", errInterrupted
 		}
 	} else {
-		fm, err := tea.NewProgram(ui.New(opts),
+		// Main's handler alone takes SIGINT and SIGTERM, and cancels ctx
+		// with the signal as the cause, which ends the program and sets
+		// the exit status. With bubbletea's own handler too, the program
+		// could quit on the signal before ctx said which it was: exit 1.
+		fm, err := tea.NewProgram(ui.New(opts), tea.WithoutSignalHandler(),
 			tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out)).Run()
 		switch {
-		case errors.Is(err, tea.ErrInterrupted):
-			// SIGINT while the terminal was not in raw mode.
+		case errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil:
 			logEnd("interrupted", "interrupted", "")
 			return "", errInterrupted
 		case err != nil && !errors.Is(err, tea.ErrProgramKilled):
