@@ -212,51 +212,34 @@ func TestMetricsAfterLogins(t *testing.T) {
 		after = metricstest.Scrape(t, s.metricsURL+"/metrics")
 		return after.Value("otplogin_sessions_ended_total")-before.Value("otplogin_sessions_ended_total") >= 3
 	})
-	for _, tc := range []struct {
-		name   string
-		labels []string
-		want   float64
-	}{
-		{"otplogin_sessions_started_total", nil, 3},
-		{"otplogin_sessions_ended_total", nil, 3},
-		{"otplogin_sessions_ended_total", []string{"outcome", "verified"}, 1},
-		{"otplogin_sessions_open", nil, 0},
-		{"otplogin_ssh_refusals_total", []string{"reason", "no_pty"}, 1},
-		{"otplogin_ssh_refusals_total", nil, 1},
-		{"otplogin_code_requests_total", []string{"result", "sent"}, 1},
-		{"otplogin_code_requests_total", []string{"result", "delivery_failed"}, 1},
-		{"otplogin_code_requests_total", []string{"result", "limited"}, 1},
-		{"otplogin_code_requests_total", nil, 3},
-		{"otplogin_limit_refusals_total", []string{"call", "request", "limit", "client"}, 1},
-		{"otplogin_limit_refusals_total", nil, 1},
-		{"otplogin_verifications_total", []string{"result", "wrong_code"}, 1},
-		{"otplogin_verifications_total", []string{"result", "verified"}, 1},
-		{"otplogin_verifications_total", nil, 2},
-		{"otplogin_mail_failures_total", []string{"stage", "rcpt"}, 1},
-		{"otplogin_mail_failures_total", nil, 1},
-		{"otplogin_panics_recovered_total", nil, 0},
-	} {
-		if got := after.Value(tc.name, tc.labels...) - before.Value(tc.name, tc.labels...); got != tc.want {
-			t.Errorf("%s%v moved by %v, want %v", tc.name, tc.labels, got, tc.want)
-		}
-	}
-	for _, tc := range []struct {
-		name   string
-		labels []string
-		want   uint64
-	}{
-		{"otplogin_mail_send_duration_seconds", []string{"result", "sent"}, 1},
-		{"otplogin_mail_send_duration_seconds", []string{"result", "failed"}, 1},
+	metricstest.CheckDeltas(t, before, after, []metricstest.Moved{
+		{Name: "otplogin_sessions_started_total", Want: 3},
+		{Name: "otplogin_sessions_ended_total", Want: 3},
+		{Name: "otplogin_sessions_ended_total", Labels: []string{"outcome", "verified"}, Want: 1},
+		{Name: "otplogin_sessions_open", Want: 0},
+		{Name: "otplogin_ssh_refusals_total", Labels: []string{"reason", "no_pty"}, Want: 1},
+		{Name: "otplogin_ssh_refusals_total", Want: 1},
+		{Name: "otplogin_code_requests_total", Labels: []string{"result", "sent"}, Want: 1},
+		{Name: "otplogin_code_requests_total", Labels: []string{"result", "delivery_failed"}, Want: 1},
+		{Name: "otplogin_code_requests_total", Labels: []string{"result", "limited"}, Want: 1},
+		{Name: "otplogin_code_requests_total", Want: 3},
+		{Name: "otplogin_limit_refusals_total", Labels: []string{"call", "request", "limit", "client"}, Want: 1},
+		{Name: "otplogin_limit_refusals_total", Want: 1},
+		{Name: "otplogin_verifications_total", Labels: []string{"result", "wrong_code"}, Want: 1},
+		{Name: "otplogin_verifications_total", Labels: []string{"result", "verified"}, Want: 1},
+		{Name: "otplogin_verifications_total", Want: 2},
+		{Name: "otplogin_mail_failures_total", Labels: []string{"stage", "rcpt"}, Want: 1},
+		{Name: "otplogin_mail_failures_total", Want: 1},
+		{Name: "otplogin_panics_recovered_total", Want: 0},
+	}, []metricstest.Observed{
+		{Name: "otplogin_mail_send_duration_seconds", Labels: []string{"result", "sent"}, Want: 1},
+		{Name: "otplogin_mail_send_duration_seconds", Labels: []string{"result", "failed"}, Want: 1},
 		// Dave's request reaches the store, which refuses it.
-		{"otplogin_store_duration_seconds", []string{"op", "issue"}, 3},
-		{"otplogin_store_duration_seconds", []string{"op", "attempt"}, 2},
-		{"otplogin_store_duration_seconds", []string{"op", "consume"}, 1},
-		{"otplogin_store_duration_seconds", []string{"op", "discard"}, 1},
-	} {
-		if got := after.Count(tc.name, tc.labels...) - before.Count(tc.name, tc.labels...); got != tc.want {
-			t.Errorf("%s%v observed %d times, want %d", tc.name, tc.labels, got, tc.want)
-		}
-	}
+		{Name: "otplogin_store_duration_seconds", Labels: []string{"op", "issue"}, Want: 3},
+		{Name: "otplogin_store_duration_seconds", Labels: []string{"op", "attempt"}, Want: 2},
+		{Name: "otplogin_store_duration_seconds", Labels: []string{"op", "consume"}, Want: 1},
+		{Name: "otplogin_store_duration_seconds", Labels: []string{"op", "discard"}, Want: 1},
+	})
 	for _, name := range []string{"otplogin_mail_send_duration_seconds", "otplogin_store_duration_seconds"} {
 		if after.Sum(name) <= before.Sum(name) {
 			t.Errorf("%s: the sum of durations did not grow", name)

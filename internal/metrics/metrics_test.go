@@ -155,49 +155,32 @@ func TestServiceCounts(t *testing.T) {
 	}
 	after := metricstest.Scrape(t, url)
 
-	for _, tc := range []struct {
-		name   string
-		labels []string
-		want   float64
-	}{
-		{"otplogin_code_requests_total", []string{"result", "sent"}, 2},
-		{"otplogin_code_requests_total", []string{"result", "already_sent"}, 1},
-		{"otplogin_code_requests_total", []string{"result", "delivery_failed"}, 1},
-		{"otplogin_code_requests_total", []string{"result", "limited"}, 1},
-		{"otplogin_code_requests_total", []string{"result", "invalid_address"}, 1},
-		{"otplogin_code_requests_total", nil, 6},
-		{"otplogin_limit_refusals_total", []string{"call", "request", "limit", "client"}, 1},
-		{"otplogin_limit_refusals_total", nil, 1},
-		{"otplogin_verifications_total", []string{"result", "wrong_code"}, 1},
-		{"otplogin_verifications_total", []string{"result", "verified"}, 1},
-		{"otplogin_verifications_total", []string{"result", "no_code"}, 1},
-		{"otplogin_verifications_total", []string{"result", "invalid_code"}, 1},
-		{"otplogin_verifications_total", nil, 4},
-		{"otplogin_mail_failures_total", []string{"stage", "rcpt"}, 1},
-		{"otplogin_mail_failures_total", nil, 1},
-	} {
-		if got := after.Value(tc.name, tc.labels...) - before.Value(tc.name, tc.labels...); got != tc.want {
-			t.Errorf("%s%v moved by %v, want %v", tc.name, tc.labels, got, tc.want)
-		}
-	}
-	for _, tc := range []struct {
-		name   string
-		labels []string
-		want   uint64
-	}{
-		{"otplogin_mail_send_duration_seconds", []string{"result", "sent"}, 2},
-		{"otplogin_mail_send_duration_seconds", []string{"result", "failed"}, 1},
+	metricstest.CheckDeltas(t, before, after, []metricstest.Moved{
+		{Name: "otplogin_code_requests_total", Labels: []string{"result", "sent"}, Want: 2},
+		{Name: "otplogin_code_requests_total", Labels: []string{"result", "already_sent"}, Want: 1},
+		{Name: "otplogin_code_requests_total", Labels: []string{"result", "delivery_failed"}, Want: 1},
+		{Name: "otplogin_code_requests_total", Labels: []string{"result", "limited"}, Want: 1},
+		{Name: "otplogin_code_requests_total", Labels: []string{"result", "invalid_address"}, Want: 1},
+		{Name: "otplogin_code_requests_total", Want: 6},
+		{Name: "otplogin_limit_refusals_total", Labels: []string{"call", "request", "limit", "client"}, Want: 1},
+		{Name: "otplogin_limit_refusals_total", Want: 1},
+		{Name: "otplogin_verifications_total", Labels: []string{"result", "wrong_code"}, Want: 1},
+		{Name: "otplogin_verifications_total", Labels: []string{"result", "verified"}, Want: 1},
+		{Name: "otplogin_verifications_total", Labels: []string{"result", "no_code"}, Want: 1},
+		{Name: "otplogin_verifications_total", Labels: []string{"result", "invalid_code"}, Want: 1},
+		{Name: "otplogin_verifications_total", Want: 4},
+		{Name: "otplogin_mail_failures_total", Labels: []string{"stage", "rcpt"}, Want: 1},
+		{Name: "otplogin_mail_failures_total", Want: 1},
+	}, []metricstest.Observed{
+		{Name: "otplogin_mail_send_duration_seconds", Labels: []string{"result", "sent"}, Want: 2},
+		{Name: "otplogin_mail_send_duration_seconds", Labels: []string{"result", "failed"}, Want: 1},
 		// Refused and invalid requests never reach the store; the one
 		// inside the cooldown and the refused one do.
-		{"otplogin_store_duration_seconds", []string{"op", "issue"}, 5},
-		{"otplogin_store_duration_seconds", []string{"op", "attempt"}, 3},
-		{"otplogin_store_duration_seconds", []string{"op", "consume"}, 1},
-		{"otplogin_store_duration_seconds", []string{"op", "discard"}, 1},
-	} {
-		if got := after.Count(tc.name, tc.labels...) - before.Count(tc.name, tc.labels...); got != tc.want {
-			t.Errorf("%s%v observed %d times, want %d", tc.name, tc.labels, got, tc.want)
-		}
-	}
+		{Name: "otplogin_store_duration_seconds", Labels: []string{"op", "issue"}, Want: 5},
+		{Name: "otplogin_store_duration_seconds", Labels: []string{"op", "attempt"}, Want: 3},
+		{Name: "otplogin_store_duration_seconds", Labels: []string{"op", "consume"}, Want: 1},
+		{Name: "otplogin_store_duration_seconds", Labels: []string{"op", "discard"}, Want: 1},
+	})
 	if s := after.Sum("otplogin_mail_send_duration_seconds"); s <= 0 {
 		t.Errorf("send durations sum to %v", s)
 	}

@@ -91,3 +91,35 @@ func (f Families) Sum(name string, labels ...string) float64 {
 	}
 	return s
 }
+
+// Moved is what a counter or gauge should have moved by between two
+// scrapes: Value's difference for Name with Labels.
+type Moved struct {
+	Name   string
+	Labels []string
+	Want   float64
+}
+
+// Observed is how many observations a histogram should have gained
+// between two scrapes: Count's difference for Name with Labels.
+type Observed struct {
+	Name   string
+	Labels []string
+	Want   uint64
+}
+
+// CheckDeltas fails t for each metric in moved and observed that did not
+// change by exactly its Want from before to after.
+func CheckDeltas(t testing.TB, before, after Families, moved []Moved, observed []Observed) {
+	t.Helper()
+	for _, m := range moved {
+		if got := after.Value(m.Name, m.Labels...) - before.Value(m.Name, m.Labels...); got != m.Want {
+			t.Errorf("%s%v moved by %v, want %v", m.Name, m.Labels, got, m.Want)
+		}
+	}
+	for _, o := range observed {
+		if got := after.Count(o.Name, o.Labels...) - before.Count(o.Name, o.Labels...); got != o.Want {
+			t.Errorf("%s%v observed %d times, want %d", o.Name, o.Labels, got, o.Want)
+		}
+	}
+}
