@@ -236,7 +236,7 @@ func (r *lineRun) request(ctx context.Context, resend bool) step {
 		if v.outcome != "" {
 			r.outcome = v.outcome
 		}
-		r.logWarn(r.address, "code request failed", err)
+		r.logRequestFailure(r.address, err)
 		r.say(v.text)
 		if v.next == nextAddress || !resend {
 			return r.askAddress
@@ -251,9 +251,9 @@ func (r *lineRun) request(ctx context.Context, resend bool) step {
 	now := r.now()
 	switch {
 	case t.MaybeSent:
-		r.say("The mail server did not confirm delivery; if no code arrives, resend.")
+		r.say(maybeSentText)
 	case resend && !t.AlreadySent:
-		r.say("A new code is on its way; the previous one no longer works.")
+		r.say(newCodeText)
 	}
 	if t.AlreadySent {
 		r.say("We already sent a code to " + r.address + " at " + t.SentAt.In(now.Location()).Format("15:04") + ".")

@@ -341,6 +341,25 @@ func TestAccessibleSaysWhatTheScreensSay(t *testing.T) {
 	}
 }
 
+// TestAccessibleRefusalNotLoggedAsFailure: a request the limits refuse
+// is logged as the screens log it, at debug, not as a warning: a visitor
+// who types "change" and another address again and again must not be able
+// to flood the operator's log.
+func TestAccessibleRefusalNotLoggedAsFailure(t *testing.T) {
+	lim := otp.DefaultLimits()
+	lim.ClientIssues = 1
+	e := newEnv(t, otp.Config{Limits: lim})
+	tr := &transcript{}
+	in := &script{tr: tr, lines: []func() string{typed(alice), typed(wordChange), typed("bob@example.com"), typed(wordQuit)}}
+	RunAccessible(t.Context(), e.options(Options{}), LineIO{In: in, Out: tr})
+	if want := "Too many codes"; !strings.Contains(tr.String(), want) {
+		t.Fatalf("bob's request was not refused by the limits (no %q):\n%s", want, tr)
+	}
+	if logs := e.log.String(); strings.Contains(logs, "WARN") || !strings.Contains(logs, "code requested") {
+		t.Errorf("want alice's request logged and no warning for the refusal:\n%s", logs)
+	}
+}
+
 // FuzzLineEditor feeds arbitrary bytes to the line editor with echo on:
 // nothing it echoes or returns may hold a control character or an escape
 // sequence.

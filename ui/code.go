@@ -21,6 +21,9 @@ const (
 	codeTitle   = "Check your email"
 	codePrompt  = "Code: "
 	expiredText = "This code has expired. Ask for a new code."
+	// After a request, in the banner and in accessible mode.
+	maybeSentText = "The mail server did not confirm delivery; if no code arrives, resend."
+	newCodeText   = "A new code is on its way; the previous one no longer works."
 )
 
 // codeExplain names the address, so that a typo in it shows, and says how

@@ -520,9 +520,9 @@ func (m *Model) onCodeSent(msg codeSentMsg) tea.Cmd {
 	m.logInfo("code requested", "already_sent", t.AlreadySent, "maybe_sent", t.MaybeSent)
 	switch {
 	case t.MaybeSent:
-		m.banner = banner{toneInfo, "The mail server did not confirm delivery; if no code arrives, resend."}
+		m.banner = banner{toneInfo, maybeSentText}
 	case resent:
-		m.banner = banner{toneInfo, "A new code is on its way; the previous one no longer works."}
+		m.banner = banner{toneInfo, newCodeText}
 	}
 	if m.code == nil {
 		m.code = newCodeScreen(m)
@@ -545,13 +545,7 @@ func (m *Model) requestFailed(err error) tea.Cmd {
 	v := requestFailure(err, m.clock, m.logFile)
 	m.outcome = v.outcome
 	m.banner = banner{toneFailure, v.text}
-	if le := (*otp.LimitError)(nil); errors.As(err, &le) {
-		// A refusal is the limits working, and a flood of them must not
-		// flood the log: serve logs them at info, a few a second.
-		m.logger.Debug("code request refused", "addr", mask.Address(m.address), "client", m.client, "limit", le.Kind.String())
-	} else {
-		m.logWarn("code request failed", err)
-	}
+	m.logRequestFailure(m.address, err)
 	if v.next == nextAddress {
 		return m.show(ScreenEmail)
 	}
@@ -638,6 +632,17 @@ func (m *Model) logWarn(msg string, err error) { m.config.logWarn(m.address, msg
 
 func (c *config) logInfo(address, msg string, kv ...any) {
 	c.logger.Info(msg, append([]any{"addr", mask.Address(address), "client", c.client}, kv...)...)
+}
+
+// logRequestFailure logs a failed Request: a refusal by the limits at
+// debug, since it is the limits working and a flood of them must not flood
+// the log (serve logs them at info, a few a second); anything else at warn.
+func (c *config) logRequestFailure(address string, err error) {
+	if le := (*otp.LimitError)(nil); errors.As(err, &le) {
+		c.logger.Debug("code request refused", "addr", mask.Address(address), "client", c.client, "limit", le.Kind.String())
+		return
+	}
+	c.logWarn(address, "code request failed", err)
 }
 
 // logWarn logs err with the address masked wherever it appears, since SMTP
