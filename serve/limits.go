@@ -56,11 +56,6 @@ var prefixes = [...]struct {
 	factor int
 }{{64, 1}, {56, 4}, {48, 16}}
 
-// clientKeys returns the keys client is counted under, innermost first:
-// the client itself, and for an IPv6 /64 (what ClientKey gives) also the /56
-// and /48 that hold it, as otp counts clients for its own limits.
-func clientKeys(client string) []string { return otp.ClientKeys(client) }
-
 // limiter admits connections and sessions. Per-client checks come before
 // global ones, so one client over its own limit never takes a global slot;
 // a client's wider IPv6 prefixes count as clients too (see prefixes). The
@@ -140,7 +135,7 @@ func prefixOf(err error) []any {
 // spends a token, of the client and of each prefix up to the one that
 // refused.
 func (l *limiter) admitConn(client string) error {
-	keys := clientKeys(client)
+	keys := otp.ClientKeys(client)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -197,7 +192,7 @@ func (l *limiter) releaseConn(client string) {
 // are never swept, so all of them are found.
 func (l *limiter) release(client string, field func(*clientCount) *int) bool {
 	held := false
-	for i, k := range clientKeys(client) {
+	for i, k := range otp.ClientKeys(client) {
 		if c := l.clients[k]; c != nil && *field(c) > 0 {
 			*field(c)--
 			held = held || i == 0
@@ -210,7 +205,7 @@ func (l *limiter) release(client string, field func(*clientCount) *int) bool {
 // a connection slot, and with it its entries; behind Gate, sessions are all
 // the limiter counts, and an entry is made for a client it does not know.
 func (l *limiter) admitSession(client string) error {
-	keys := clientKeys(client)
+	keys := otp.ClientKeys(client)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.clients)+len(keys) > l.maxClients {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,25 +148,6 @@ func TestSweepKeepsSessions(t *testing.T) {
 	l.releaseSession("leaving")
 	if _, sessions, _ := l.counts(); sessions != 0 {
 		t.Errorf("%d sessions counted after the last one ended, want 0", sessions)
-	}
-}
-
-func TestClientKeys(t *testing.T) {
-	for _, tc := range []struct {
-		client string
-		want   []string
-	}{
-		{"192.0.2.7", []string{"192.0.2.7"}},
-		{"2001:db8:1:2::/64", []string{"2001:db8:1:2::/64", "2001:db8:1::/56", "2001:db8:1::/48"}},
-		{"2001:db8:aaaa:bbcc::/64", []string{"2001:db8:aaaa:bbcc::/64", "2001:db8:aaaa:bb00::/56", "2001:db8:aaaa::/48"}},
-		{"fe80::/64", []string{"fe80::/64", "fe80::/56", "fe80::/48"}},
-		{"@sock", []string{"@sock"}},
-		{"10.0.0.0/8", []string{"10.0.0.0/8"}},       // not a key ClientKey makes
-		{"2001:db8::/48", []string{"2001:db8::/48"}}, // nor this
-	} {
-		if got := clientKeys(tc.client); !slices.Equal(got, tc.want) {
-			t.Errorf("clientKeys(%q) = %q, want %q", tc.client, got, tc.want)
-		}
 	}
 }
 

@@ -299,11 +299,10 @@ func (t *terminal) window() ssh.Window {
 	return t.pty.Window
 }
 
-// drain runs on a goroutine of its own for one session; nothing in it can
-// panic (channel reads and an atomic store), so it has no recover.
-//
 // drain takes window changes until the channel closes, or until keep is
-// closed because the next handler takes them. Nothing here can panic.
+// closed because the next handler takes them. It runs on a goroutine of
+// its own for one session; nothing in it can panic (channel reads and an
+// atomic store), so it has no recover.
 func (t *terminal) drain(keep <-chan struct{}) {
 	for {
 		select {
