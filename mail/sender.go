@@ -196,11 +196,8 @@ func (s *Sender) deliver(ctx context.Context, m message) error {
 		if err == nil {
 			return nil
 		}
-		var se *stageError
-		if !errors.As(err, &se) {
-			se = &stageError{StageConnect, err}
-		}
-		last := &SendError{Stage: se.stage, Attempts: attempt, Code: replyCode(se.err), Err: withCause(ctx, se.err), to: m.to}
+		se := stageOf(err)
+		last := se.sendError(ctx, attempt, m.to)
 		if attempt >= s.retry.Attempts || !retryable(se.stage, se.err) || expired(ctx) {
 			return last
 		}
@@ -251,11 +248,7 @@ func (s *Sender) Ping(ctx context.Context) error {
 	defer cancel()
 	sess, stop, err := s.open(ctx, true)
 	if err != nil {
-		var se *stageError
-		if !errors.As(err, &se) {
-			se = &stageError{StageConnect, err}
-		}
-		return &SendError{Stage: se.stage, Attempts: 1, Code: replyCode(se.err), Err: withCause(ctx, se.err)}
+		return stageOf(err).sendError(ctx, 1, "")
 	}
 	if !stop() || !s.pool.put(sess) {
 		_ = sess.nc.SetDeadline(time.Now().Add(quitTimeout))

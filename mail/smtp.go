@@ -30,6 +30,22 @@ type stageError struct {
 func (e *stageError) Error() string { return string(e.stage) + ": " + e.err.Error() }
 func (e *stageError) Unwrap() error { return e.err }
 
+// stageOf is the stage err failed at: the connection, when err does not
+// name one.
+func stageOf(err error) *stageError {
+	var se *stageError
+	if !errors.As(err, &se) {
+		se = &stageError{StageConnect, err}
+	}
+	return se
+}
+
+// sendError is e as the error a caller sees, after attempts attempts to
+// send to to ("" for none, as for Ping), with ctx's cause if it ended.
+func (e *stageError) sendError(ctx context.Context, attempts int, to string) *SendError {
+	return &SendError{Stage: e.stage, Attempts: attempts, Code: replyCode(e.err), Err: withCause(ctx, e.err), to: to}
+}
+
 func fail(stage Stage, err error) error { return &stageError{stage, err} }
 
 // maxServerBytes bounds what one connection reads from the server, TLS
